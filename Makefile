@@ -1,0 +1,36 @@
+# Backchannel — the two commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint typecheck pytest bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	BACKCHANNEL_DEV_MODE=true $(BIN)/backchannel serve --seed-demo
+
+lint: install
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: install
+	$(BIN)/mypy --strict src
+
+pytest: install
+	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: install
+	$(BIN)/python bench/run_bench.py $(if $(QUICK),--quick,)
+
+clean:
+	rm -rf $(VENV) var .coverage

@@ -1,0 +1,3 @@
+"""Backchannel: a CIBA-first OpenID Provider."""
+
+__version__ = "0.1.0"

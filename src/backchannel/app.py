@@ -1,0 +1,56 @@
+"""The only wiring place: ``compose(settings)`` builds stores, services and the ASGI app."""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp
+
+from backchannel.master_secret import load_master_secret
+from backchannel.protocol.keys import KeyRing
+from backchannel.protocol.ports import Clock, TokenSource
+from backchannel.protocol.provider import Provider, SystemClock
+from backchannel.protocol.secrets import RandomTokens, SecretHasher
+from backchannel.settings import Settings
+from backchannel.storage import open_storage
+
+
+async def build_provider(
+    settings: Settings, *, clock: Clock | None = None, random: TokenSource | None = None
+) -> Provider:
+    """Open storage, load (or create) signing keys, and bundle the services."""
+    clock = clock or SystemClock()
+    master = load_master_secret(settings.keys)
+    storage = await open_storage(settings.database)
+    try:
+        keys = KeyRing(storage.keys, clock, master.key_encryption_key, settings.keys)
+        await keys.ensure_keys()
+    except BaseException:
+        await storage.close()
+        raise
+    return Provider(
+        settings=settings,
+        storage=storage,
+        keys=keys,
+        hasher=SecretHasher(master.pepper),
+        clock=clock,
+        random=random or RandomTokens(),
+    )
+
+
+def compose(settings: Settings, *, provider: Provider | None = None) -> ASGIApp:
+    """The ASGI app. Without ``provider`` it builds one at startup (lifespan)."""
+    from backchannel.web.logs import configure_logging
+    from backchannel.web.server import build_app
+
+    configure_logging(settings.logging.level, settings.logging.json_logs)
+
+    async def factory() -> Provider:
+        return await build_provider(settings)
+
+    return build_app(settings, provider=provider, provider_factory=None if provider else factory)
+
+
+def create_app() -> ASGIApp:
+    """uvicorn factory (``backchannel.app:create_app``): settings from file and environment."""
+    from backchannel.settings import load_settings
+
+    return compose(load_settings())

@@ -1,0 +1,1 @@
+"""The ``backchannel`` command line (typer)."""

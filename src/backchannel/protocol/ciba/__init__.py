@@ -1,0 +1,1 @@
+"""Client-Initiated Backchannel Authentication (CIBA Core 1.0)."""

@@ -1,0 +1,119 @@
+"""The AuthRequest state machine — the only module that changes a request's state.
+
+    pending ──approve──▶ approved ──redeem──▶ redeemed
+       │ └───deny────▶ denied
+       └────expire───▶ expired
+
+Every transition is a conditional update in storage (``WHERE state = expected``), so it
+happens exactly once even when several processes race for it; the loser sees ``False``
+and re-reads. Each transition appends one event to the request's timeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from backchannel.protocol.errors import Conflict
+from backchannel.protocol.model import AuthRequest, RefreshToken, RequestState, TimelineEvent
+from backchannel.protocol.provider import Provider
+
+_ALLOWED = {
+    RequestState.PENDING: {RequestState.APPROVED, RequestState.DENIED, RequestState.EXPIRED},
+    RequestState.APPROVED: {RequestState.REDEEMED, RequestState.EXPIRED},
+    RequestState.DENIED: {RequestState.EXPIRED},
+    RequestState.EXPIRED: set(),
+    RequestState.REDEEMED: set(),
+}
+
+
+class NotPending(Conflict):
+    """The request was decided, expired or redeemed before this transition."""
+
+
+def event(provider: Provider, kind: str, **detail: Any) -> TimelineEvent:
+    return TimelineEvent(at=provider.clock.now(), kind=kind, detail=detail)
+
+
+async def start(provider: Provider, request: AuthRequest, **detail: Any) -> None:
+    """Store a new pending request with its ``created`` event."""
+    await provider.storage.requests.create_request(request, event(provider, "created", **detail))
+
+
+def is_overdue(provider: Provider, request: AuthRequest) -> bool:
+    return provider.clock.now() >= request.expires_at
+
+
+async def expire_if_overdue(provider: Provider, request: AuthRequest) -> AuthRequest:
+    """Requests past their lifetime become expired the first time anyone looks."""
+    if request.state in (RequestState.EXPIRED, RequestState.REDEEMED):
+        return request
+    if not is_overdue(provider, request):
+        return request
+    expired = replace(request, state=RequestState.EXPIRED)
+    if await provider.storage.requests.transition(
+        expired, request.state, event(provider, "expired")
+    ):
+        return expired
+    return await _reload(provider, request)
+
+
+async def approve(
+    provider: Provider,
+    request: AuthRequest,
+    *,
+    acr: str | None,
+    amr: tuple[str, ...],
+    **detail: Any,
+) -> AuthRequest:
+    """pending -> approved, recording how the user authenticated."""
+    now = provider.clock.now()
+    approved = replace(
+        request, state=RequestState.APPROVED, decided_at=now, auth_time=now, acr=acr, amr=amr
+    )
+    return await _decide(provider, request, approved, "approved", detail)
+
+
+async def deny(provider: Provider, request: AuthRequest, **detail: Any) -> AuthRequest:
+    """pending -> denied."""
+    denied = replace(request, state=RequestState.DENIED, decided_at=provider.clock.now())
+    return await _decide(provider, request, denied, "denied", detail)
+
+
+async def redeem(
+    provider: Provider, request: AuthRequest, refresh_token: RefreshToken | None
+) -> bool:
+    """approved -> redeemed exactly once; the refresh token is stored in the same step."""
+    _check_allowed(request.state, RequestState.REDEEMED)
+    redeemed = replace(request, state=RequestState.REDEEMED)
+    return await provider.storage.requests.redeem(
+        redeemed, event(provider, "redeemed"), refresh_token
+    )
+
+
+async def _decide(
+    provider: Provider,
+    current: AuthRequest,
+    decided: AuthRequest,
+    kind: str,
+    detail: dict[str, Any],
+) -> AuthRequest:
+    current = await expire_if_overdue(provider, current)
+    if current.state is not RequestState.PENDING:
+        raise NotPending(f"the request is {current.state.value}, not pending")
+    if not await provider.storage.requests.transition(
+        decided, RequestState.PENDING, event(provider, kind, **detail)
+    ):
+        latest = await _reload(provider, current)
+        raise NotPending(f"the request is {latest.state.value}, not pending")
+    return decided
+
+
+def _check_allowed(source: RequestState, target: RequestState) -> None:
+    if target not in _ALLOWED[source]:
+        raise NotPending(f"cannot go from {source.value} to {target.value}")
+
+
+async def _reload(provider: Provider, request: AuthRequest) -> AuthRequest:
+    latest = await provider.storage.requests.get_request(request.id_hash)
+    return latest if latest is not None else request

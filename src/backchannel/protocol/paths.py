@@ -1,0 +1,12 @@
+"""Endpoint paths, relative to the issuer. Discovery and the router both read these."""
+
+DISCOVERY = "/.well-known/openid-configuration"
+JWKS = "/jwks"
+BACKCHANNEL = "/bc-authorize"
+TOKEN = "/token"
+USERINFO = "/userinfo"
+INTROSPECTION = "/introspect"
+REVOCATION = "/revoke"
+TEST_APPROVE = "/test/ciba/approve"
+HEALTH = "/healthz"
+READY = "/readyz"

@@ -1,0 +1,2 @@
+"""Starlette routes: HTTP in, protocol call, HTTP out. The only place an error becomes an
+HTTP response."""
