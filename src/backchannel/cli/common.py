@@ -9,6 +9,7 @@ from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from backchannel.protocol.provider import Provider
 from backchannel.settings import ConfigurationError, Settings, load_settings
@@ -34,7 +35,8 @@ def settings_from(ctx: typer.Context) -> Settings:
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    # The message is plain text (it may quote user input such as "[x]"); never wrap it.
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
