@@ -241,7 +241,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     except ValidationError as exc:
         raise ConfigurationError(describe_validation_error(exc, path)) from None
     except (OSError, ValueError) as exc:
-        raise ConfigurationError(f"cannot read configuration {path}: {exc}") from None
+        source = f"configuration {path}" if path else "BACKCHANNEL_* environment"
+        raise ConfigurationError(f"cannot read {source}: {exc}") from None
     settings._config_file = path
     return settings
 

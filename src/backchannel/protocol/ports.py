@@ -147,12 +147,19 @@ class KeyStore(Protocol):
 class Storage(Protocol):
     """Everything the core persists, behind one object built by ``app.compose``."""
 
-    clients: ClientStore
-    users: UserDirectory
-    requests: AuthRequestStore
-    tokens: TokenStore
-    replay: ReplayGuard
-    keys: KeyStore
+    # Read-only members, so an implementation may declare narrower concrete types.
+    @property
+    def clients(self) -> ClientStore: ...
+    @property
+    def users(self) -> UserDirectory: ...
+    @property
+    def requests(self) -> AuthRequestStore: ...
+    @property
+    def tokens(self) -> TokenStore: ...
+    @property
+    def replay(self) -> ReplayGuard: ...
+    @property
+    def keys(self) -> KeyStore: ...
 
     async def ping(self) -> bool:
         """True when the backing store answers (readiness)."""

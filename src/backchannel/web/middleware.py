@@ -45,9 +45,10 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as exc:
-            if response_started:
-                raise
-            await internal_error_response(exc, request_id)(scope, receive, send_with_id)
+            # Starlette's error handler has already answered (and logged) when the
+            # response started; otherwise answer here. Either way the server sees no raise.
+            if not response_started:
+                await internal_error_response(exc, request_id)(scope, receive, send_with_id)
         finally:
             if self.access_log:
                 log.info("request", method=scope["method"], path=scope["path"], status=status,

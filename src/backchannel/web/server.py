@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
+import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -26,7 +27,13 @@ from backchannel.protocol.endpoints import (
 )
 from backchannel.protocol.provider import Provider
 from backchannel.settings import Settings
-from backchannel.web.adapter import Handler, ProviderSlot, endpoint, json_response
+from backchannel.web.adapter import (
+    Handler,
+    ProviderSlot,
+    endpoint,
+    internal_error_response,
+    json_response,
+)
 from backchannel.web.middleware import RequestContext
 
 ProviderFactory = Callable[[], Awaitable[Provider]]
@@ -60,7 +67,7 @@ def build_app(
     app = Starlette(
         routes=_routes(settings, slot, prefix),
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     return RequestContext(app, access_log=settings.server.access_log)
 
@@ -107,3 +114,8 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     code = _ERROR_CODES.get(exc.status_code, "invalid_request")
     headers = dict(exc.headers or {})
     return json_response(exc.status_code, {"error": code, "error_description": exc.detail}, headers)
+
+
+async def _internal_error(_: Request, exc: Exception) -> Response:
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    return internal_error_response(exc, request_id)
