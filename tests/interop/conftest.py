@@ -32,7 +32,16 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         BACKCHANNEL_CIBA__INTERVAL="1",
     )
     added = run_cli(
-        env, "clients", "add", "--name", "Interop", "--scope", "openid profile", "--json"
+        env,
+        "clients",
+        "add",
+        "--name",
+        "Interop",
+        "--delivery-mode",
+        "poll",
+        "--scope",
+        "openid profile",
+        "--json",
     )
     assert added.returncode == 0, added.stderr
     client = json.loads(added.stdout)
