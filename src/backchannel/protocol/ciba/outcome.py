@@ -1,0 +1,71 @@
+"""The one place a user's approve/deny lands, whatever the channel it came through
+(operator CLI, the test hook, later the authenticator app).
+
+Which ``acr`` an approval carries (item 129), kept deliberately simple until the
+authenticator reports real assurance levels:
+
+1. the ``acr`` the channel says it achieved, when it says one;
+2. otherwise the first of the request's ``acr_values``;
+3. otherwise none.
+
+``amr`` is whatever the channel reports (empty unless given).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backchannel.protocol.ciba import lifecycle
+from backchannel.protocol.errors import InvalidRequest, NotFound
+from backchannel.protocol.model import AuthRequest
+from backchannel.protocol.provider import Provider
+
+_HASH_SCHEME = "hmac:"
+
+
+async def decide(
+    provider: Provider,
+    request: AuthRequest,
+    *,
+    approve: bool,
+    channel: str,
+    acr: str | None = None,
+    amr: tuple[str, ...] = (),
+    **detail: Any,
+) -> AuthRequest:
+    """pending -> approved | denied. Raises ``lifecycle.NotPending`` (409) otherwise."""
+    if approve:
+        return await lifecycle.approve(
+            provider,
+            request,
+            acr=choose_acr(request, acr),
+            amr=amr,
+            channel=channel,
+            **detail,
+        )
+    return await lifecycle.deny(provider, request, channel=channel, **detail)
+
+
+def choose_acr(request: AuthRequest, achieved: str | None) -> str | None:
+    if achieved:
+        return achieved
+    return request.acr_values[0] if request.acr_values else None
+
+
+async def find_by_auth_req_id(provider: Provider, auth_req_id: str) -> AuthRequest | None:
+    return await provider.storage.requests.get_request(provider.hasher.fast(auth_req_id))
+
+
+async def find_by_ref(provider: Provider, ref: str) -> AuthRequest:
+    """The one request whose reference starts with ``ref`` (with or without the hash
+    scheme prefix). Raises ``NotFound`` or, when ambiguous, ``InvalidRequest``."""
+    ref = ref.strip()
+    if not ref:
+        raise InvalidRequest("give a request reference")
+    prefix = ref if ref.startswith(_HASH_SCHEME) else _HASH_SCHEME + ref
+    matches = await provider.storage.requests.find_by_ref(prefix)
+    if not matches:
+        raise NotFound(f"no request matches {ref!r}")
+    if len(matches) > 1:
+        raise InvalidRequest(f"{ref!r} matches {len(matches)} requests; give more characters")
+    return matches[0]
