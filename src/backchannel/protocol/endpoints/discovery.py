@@ -24,7 +24,7 @@ SCOPES = ("openid", "profile", "email", "phone", "address", "offline_access")
 CLAIMS = (
     "sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr",
     "name", "preferred_username", "email", "email_verified",
-    "phone_number", "phone_number_verified", "address",
+    "phone_number", "phone_number_verified", "address", "updated_at",
 )  # fmt: skip
 
 
