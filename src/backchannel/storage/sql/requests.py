@@ -1,0 +1,247 @@
+"""Authentication requests and their timelines in SQL.
+
+Every state change is one conditional UPDATE (``WHERE id_hash = :id AND state = :expected``)
+whose row count says who won, with the timeline event written in the same transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy import Double, Integer, bindparam, func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from backchannel.protocol.model import (
+    AuthRequest,
+    DeliveryMode,
+    RefreshToken,
+    RequestState,
+    TimelineEvent,
+)
+from backchannel.protocol.ports import DuplicateError, MissingError
+from backchannel.storage.memory import MUTABLE_REQUEST_FIELDS
+from backchannel.storage.sql.engine import read_engine
+from backchannel.storage.sql.tables import auth_requests, refresh_tokens, timeline_events
+from backchannel.storage.sql.tokens import refresh_token_to_row
+
+t = auth_requests
+_BY_ID = t.c.id_hash == bindparam("b_id")
+_GET = select(t).where(_BY_ID)
+_TRANSITION = update(t).where(_BY_ID, t.c.state == bindparam("b_expected"))
+_POLL_VALUES = {
+    "last_polled_at": bindparam("v_last_polled_at", type_=Double()),
+    "interval": bindparam("v_interval", type_=Integer()),
+}
+_POLL_FIRST = update(t).where(_BY_ID, t.c.last_polled_at.is_(None)).values(_POLL_VALUES)
+_POLL_AGAIN = (
+    update(t)
+    .where(_BY_ID, t.c.last_polled_at == bindparam("b_previous", type_=Double()))
+    .values(_POLL_VALUES)
+)
+_NEWEST_FIRST = (t.c.created_at.desc(), t.c.id_hash.desc())
+_INSERT_EVENT = insert(timeline_events)
+_TIMELINE = (
+    select(timeline_events.c.at, timeline_events.c.kind, timeline_events.c.detail)
+    .where(timeline_events.c.id_hash == bindparam("b_id"))
+    .order_by(timeline_events.c.id)
+)
+_PENDING = RequestState.PENDING.value
+_OVERDUE_IDS = (
+    select(t.c.id_hash)
+    .where(t.c.state == _PENDING, t.c.expires_at <= bindparam("b_now", type_=Double()))
+    .order_by(t.c.expires_at)
+    .limit(bindparam("b_limit", type_=Integer()))
+    .scalar_subquery()
+)
+# The subquery picks candidates via the (state, expires_at) index; the state check on the
+# outer UPDATE keeps a concurrent sweep or decision from being overwritten. It compares
+# ``state || ''`` so that SQLite finds the rows by primary key instead of walking every
+# pending row through the state index.
+_EXPIRE = (
+    update(t)
+    .where(t.c.id_hash.in_(_OVERDUE_IDS), t.c.state.concat("") == _PENDING)
+    .values(state=RequestState.EXPIRED.value)
+    .returning(t.c.id_hash)
+)
+_COUNT_PENDING = select(func.count()).where(
+    t.c.subject == bindparam("b_subject"),
+    t.c.state == _PENDING,
+    t.c.expires_at > bindparam("b_now", type_=Double()),
+)
+
+
+def request_to_row(request: AuthRequest) -> dict[str, Any]:
+    return {
+        "id_hash": request.id_hash,
+        "client_id": request.client_id,
+        "subject": request.subject,
+        "scope": list(request.scope),
+        "delivery_mode": request.delivery_mode.value,
+        "created_at": request.created_at,
+        "expires_at": request.expires_at,
+        "interval": request.interval,
+        "state": request.state.value,
+        "acr_values": list(request.acr_values),
+        "binding_message": request.binding_message,
+        "client_notification_token": request.client_notification_token,
+        "authorization_details": request.authorization_details,
+        "requested_expiry": request.requested_expiry,
+        "last_polled_at": request.last_polled_at,
+        "decided_at": request.decided_at,
+        "auth_time": request.auth_time,
+        "acr": request.acr,
+        "amr": list(request.amr),
+    }
+
+
+def request_from_row(row: RowMapping) -> AuthRequest:
+    return AuthRequest(
+        id_hash=row["id_hash"],
+        client_id=row["client_id"],
+        subject=row["subject"],
+        scope=tuple(row["scope"]),
+        delivery_mode=DeliveryMode(row["delivery_mode"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        interval=row["interval"],
+        state=RequestState(row["state"]),
+        acr_values=tuple(row["acr_values"]),
+        binding_message=row["binding_message"],
+        client_notification_token=row["client_notification_token"],
+        authorization_details=row["authorization_details"],
+        requested_expiry=row["requested_expiry"],
+        last_polled_at=row["last_polled_at"],
+        decided_at=row["decided_at"],
+        auth_time=row["auth_time"],
+        acr=row["acr"],
+        amr=tuple(row["amr"]),
+    )
+
+
+def _event_row(id_hash: str, event: TimelineEvent) -> dict[str, Any]:
+    return {"id_hash": id_hash, "at": event.at, "kind": event.kind, "detail": event.detail}
+
+
+def _mutable_values(request: AuthRequest) -> dict[str, Any]:
+    row = request_to_row(request)
+    return {name: row[name] for name in MUTABLE_REQUEST_FIELDS}
+
+
+class SqlAuthRequestStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._reader = read_engine(engine)
+
+    async def create_request(self, request: AuthRequest, event: TimelineEvent) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(t), request_to_row(request))
+                await conn.execute(_INSERT_EVENT, _event_row(request.id_hash, event))
+        except IntegrityError:
+            raise DuplicateError("auth request exists") from None
+
+    async def get_request(self, id_hash: str) -> AuthRequest | None:
+        async with self._reader.connect() as conn:
+            row = (await conn.execute(_GET, {"b_id": id_hash})).mappings().first()
+        return request_from_row(row) if row is not None else None
+
+    async def transition(
+        self, request: AuthRequest, expected: RequestState, event: TimelineEvent
+    ) -> bool:
+        async with self._engine.begin() as conn:
+            return await self._conditional_write(conn, request, expected, event)
+
+    async def record_poll(
+        self,
+        request: AuthRequest,
+        previous_poll: float | None,
+        event: TimelineEvent | None,
+    ) -> bool:
+        params: dict[str, Any] = {
+            "b_id": request.id_hash,
+            "v_last_polled_at": request.last_polled_at,
+            "v_interval": request.interval,
+        }
+        statement = _POLL_FIRST
+        if previous_poll is not None:
+            statement = _POLL_AGAIN
+            params["b_previous"] = previous_poll
+        async with self._engine.begin() as conn:
+            if (await conn.execute(statement, params)).rowcount != 1:
+                return False
+            if event is not None:
+                await conn.execute(_INSERT_EVENT, _event_row(request.id_hash, event))
+        return True
+
+    async def redeem(
+        self, request: AuthRequest, event: TimelineEvent, refresh_token: RefreshToken | None
+    ) -> bool:
+        redeemed = replace(request, state=RequestState.REDEEMED)
+        try:
+            async with self._engine.begin() as conn:
+                won = await self._conditional_write(conn, redeemed, RequestState.APPROVED, event)
+                if won and refresh_token is not None:
+                    await conn.execute(insert(refresh_tokens), refresh_token_to_row(refresh_token))
+        except IntegrityError:
+            raise DuplicateError("refresh token exists") from None
+        return won
+
+    async def add_event(self, id_hash: str, event: TimelineEvent) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(_INSERT_EVENT, _event_row(id_hash, event))
+        except IntegrityError:
+            raise MissingError("no such auth request") from None
+
+    async def timeline(self, id_hash: str) -> list[TimelineEvent]:
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(_TIMELINE, {"b_id": id_hash})).all()
+        return [TimelineEvent(at=row.at, kind=row.kind, detail=row.detail) for row in rows]
+
+    async def list_requests(
+        self, state: RequestState | None = None, limit: int = 100
+    ) -> list[AuthRequest]:
+        statement = select(t).order_by(*_NEWEST_FIRST).limit(limit)
+        if state is not None:
+            statement = statement.where(t.c.state == state.value)
+        return await self._select_many(statement)
+
+    async def find_by_ref(self, ref: str) -> list[AuthRequest]:
+        statement = select(t).where(t.c.id_hash.startswith(ref, autoescape=True))
+        return await self._select_many(statement.order_by(*_NEWEST_FIRST))
+
+    async def expire_overdue(self, now: float, limit: int = 1000) -> int:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(_EXPIRE, {"b_now": now, "b_limit": limit})
+            expired = list(result.scalars())
+            if expired:
+                event = TimelineEvent(at=now, kind="expired")
+                await conn.execute(_INSERT_EVENT, [_event_row(i, event) for i in expired])
+        return len(expired)
+
+    async def count_pending(self, subject: str, now: float) -> int:
+        async with self._reader.connect() as conn:
+            result = await conn.execute(_COUNT_PENDING, {"b_subject": subject, "b_now": now})
+            return int(result.scalar_one())
+
+    async def _conditional_write(
+        self,
+        conn: AsyncConnection,
+        request: AuthRequest,
+        expected: RequestState,
+        event: TimelineEvent,
+    ) -> bool:
+        params = {"b_id": request.id_hash, "b_expected": expected.value}
+        statement = _TRANSITION.values(_mutable_values(request))
+        if (await conn.execute(statement, params)).rowcount != 1:
+            return False
+        await conn.execute(_INSERT_EVENT, _event_row(request.id_hash, event))
+        return True
+
+    async def _select_many(self, statement: Any) -> list[AuthRequest]:
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(statement)).mappings().all()
+        return [request_from_row(row) for row in rows]

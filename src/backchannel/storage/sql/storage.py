@@ -1,0 +1,52 @@
+"""The SQL ``Storage``: one engine shared by every store."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backchannel.protocol.ports import (
+    AuthRequestStore,
+    ClientStore,
+    KeyStore,
+    ReplayGuard,
+    TokenStore,
+    UserDirectory,
+)
+from backchannel.settings import DatabaseSettings
+from backchannel.storage.sql.clients import SqlClientStore
+from backchannel.storage.sql.engine import create_engine
+from backchannel.storage.sql.keys import SqlKeyStore
+from backchannel.storage.sql.replay import SqlReplayGuard
+from backchannel.storage.sql.requests import SqlAuthRequestStore
+from backchannel.storage.sql.tokens import SqlTokenStore
+from backchannel.storage.sql.users import SqlUserDirectory
+
+_PING = text("SELECT 1")
+
+
+class SqlStorage:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.clients: ClientStore = SqlClientStore(engine)
+        self.users: UserDirectory = SqlUserDirectory(engine)
+        self.requests: AuthRequestStore = SqlAuthRequestStore(engine)
+        self.tokens: TokenStore = SqlTokenStore(engine)
+        self.replay: ReplayGuard = SqlReplayGuard(engine)
+        self.keys: KeyStore = SqlKeyStore(engine)
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(_PING)
+        except (SQLAlchemyError, OSError):
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+async def open_sql_storage(db: DatabaseSettings) -> SqlStorage:
+    return SqlStorage(create_engine(db))

@@ -1,0 +1,166 @@
+"""The schema, as SQLAlchemy Core tables. Migrations (``migrations/versions``) create exactly
+these; a test compares the two.
+
+Times are POSIX seconds (Double); tuples, lists and dicts are JSON; enums their string value.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+NAMING_CONVENTION = {
+    "pk": "pk_%(table_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+}
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY.
+EventId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _json(nullable: bool = False) -> JSON:
+    return JSON(none_as_null=True) if nullable else JSON()
+
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("client_id", String, primary_key=True),
+    Column("name", String, nullable=False),
+    Column("token_endpoint_auth_method", String, nullable=False),
+    Column("secret_hash", String, nullable=True),
+    Column("delivery_mode", String, nullable=False),
+    Column("notification_endpoint", String, nullable=True),
+    Column("logo_uri", String, nullable=True),
+    Column("policy_uri", String, nullable=True),
+    Column("jwks", _json(nullable=True), nullable=True),
+    Column("jwks_uri", String, nullable=True),
+    Column("user_code_parameter", Boolean, nullable=False),
+    Column("request_signing_alg", String, nullable=True),
+    Column("id_token_signed_response_alg", String, nullable=False),
+    Column("scopes", _json(), nullable=False),
+    Column("hint_token_issuers", _json(), nullable=False),
+    Column("authorization_details_types", _json(), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("subject", String, primary_key=True),
+    Column("username", String, nullable=False, unique=True),
+    Column("email", String, nullable=True, unique=True),
+    Column("phone", String, nullable=True, unique=True),
+    Column("display_name", String, nullable=True),
+    Column("claims", _json(), nullable=False),
+    Column("password_hash", String, nullable=True),
+    Column("user_code_hash", String, nullable=True),
+    Column("user_code_failures", Integer, nullable=False),
+    Column("user_code_locked_until", Double, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+auth_requests = Table(
+    "auth_requests",
+    metadata,
+    Column("id_hash", String, primary_key=True),
+    Column("client_id", String, nullable=False),
+    Column("subject", String, nullable=False),
+    Column("scope", _json(), nullable=False),
+    Column("delivery_mode", String, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("interval", Integer, nullable=False),
+    Column("state", String, nullable=False),
+    Column("acr_values", _json(), nullable=False),
+    Column("binding_message", String, nullable=True),
+    Column("client_notification_token", String, nullable=True),
+    Column("authorization_details", _json(nullable=True), nullable=True),
+    Column("requested_expiry", Integer, nullable=True),
+    Column("last_polled_at", Double, nullable=True),
+    Column("decided_at", Double, nullable=True),
+    Column("auth_time", Double, nullable=True),
+    Column("acr", String, nullable=True),
+    Column("amr", _json(), nullable=False),
+    Index("ix_auth_requests_state_expires_at", "state", "expires_at"),
+    Index("ix_auth_requests_subject_state", "subject", "state"),
+    Index("ix_auth_requests_created_at", "created_at"),
+)
+
+timeline_events = Table(
+    "timeline_events",
+    metadata,
+    Column("id", EventId, primary_key=True, autoincrement=True),
+    Column(
+        "id_hash",
+        String,
+        ForeignKey("auth_requests.id_hash", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("at", Double, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("detail", _json(), nullable=False),
+    Index("ix_timeline_events_id_hash", "id_hash"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String, primary_key=True),
+    Column("family_id", String, nullable=False),
+    Column("client_id", String, nullable=False),
+    Column("subject", String, nullable=False),
+    Column("scope", _json(), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=False),
+    Column("auth_time", Double, nullable=False),
+    Column("acr", String, nullable=True),
+    Column("amr", _json(), nullable=False),
+    Column("authorization_details", _json(nullable=True), nullable=True),
+    Column("rotated_at", Double, nullable=True),
+    Column("revoked_at", Double, nullable=True),
+    Index("ix_refresh_tokens_family_id", "family_id"),
+)
+
+revoked_access_tokens = Table(
+    "revoked_access_tokens",
+    metadata,
+    Column("jti", String, primary_key=True),
+    Column("expires_at", Double, nullable=False),
+)
+
+replay_keys = Table(
+    "replay_keys",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("expires_at", Double, nullable=False),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String, primary_key=True),
+    Column("alg", String, nullable=False),
+    Column("public_jwk", _json(), nullable=False),
+    Column("private_jwk_encrypted", String, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("sign_from", Double, nullable=False),
+    Column("sign_until", Double, nullable=True),
+    Column("publish_until", Double, nullable=True),
+)
