@@ -146,6 +146,68 @@ class LoggingSettings(Section):
     json_logs: bool = Field(True, description="JSON lines (true) or human-readable (false).")
 
 
+class OutboxSettings(Section):
+    run_in_server: bool = Field(
+        True, description="Run the delivery worker inside `backchannel serve` processes."
+    )
+    max_attempts: int = Field(4, ge=1, le=20, description="Delivery attempts per entry.")
+    timeout_seconds: float = Field(5.0, gt=0, le=60, description="Per-attempt HTTP timeout.")
+    backoff_base_seconds: float = Field(
+        1.0, gt=0, description="First retry delay; doubles each attempt, with jitter."
+    )
+    backoff_max_seconds: float = Field(60.0, gt=0, description="Longest retry delay.")
+    poll_interval_seconds: float = Field(
+        0.5, gt=0, le=30, description="How often an idle worker looks for due entries."
+    )
+    lease_seconds: float = Field(
+        30.0, gt=0, description="How long a claimed entry is reserved for one worker."
+    )
+
+
+class OutboundSettings(Section):
+    allow_list: list[str] = Field(
+        default_factory=list,
+        description="Hosts or CIDR ranges that outbound calls may reach even though they "
+        "are loopback/private/link-local (e.g. an internal notification gateway).",
+    )
+    max_response_bytes: int = Field(
+        65536, ge=1024, description="Largest response body read from an outbound call."
+    )
+
+
+class EventSettings(Section):
+    backend: Literal["memory", "postgres", "redis"] = Field(
+        "memory",
+        description="How a decision in one process wakes long polls in another: memory "
+        "(one process), postgres (LISTEN/NOTIFY on the database) or redis (pub/sub).",
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for backend=redis.")
+
+
+class DeviceSettings(Section):
+    max_pending_per_user: int = Field(
+        3, ge=1, description="Pending requests a user may have at once (anti push-bombing)."
+    )
+    max_notices_per_window: int = Field(
+        5, ge=1, description="Device notices per user per notice window."
+    )
+    notice_window_seconds: int = Field(900, ge=60, description="The notice window (s).")
+    report_pause_seconds: int = Field(
+        900, ge=60, description="After 'This wasn't me': pause for that client and user (s)."
+    )
+    enrol_code_ttl: int = Field(600, ge=60, le=86400, description="Enrolment code lifetime (s).")
+    vapid_subject: str = Field(
+        "mailto:security@example.com", description="Contact sent with Web Push (VAPID sub)."
+    )
+    webauthn_rp_id: str | None = Field(
+        None, description="WebAuthn relying party id; defaults to the issuer's host."
+    )
+
+
+class MetricsSettings(Section):
+    enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
+
+
 class TestingSettings(Section):
     automated_approval: bool = Field(
         False, description="Expose POST /test/ciba/approve. Never enable in production."
@@ -175,6 +237,11 @@ class Settings(BaseSettings):
     ciba: CibaSettings = Field(default_factory=CibaSettings)
     keys: KeySettings = Field(default_factory=KeySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
+    outbound: OutboundSettings = Field(default_factory=OutboundSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
+    devices: DeviceSettings = Field(default_factory=DeviceSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     testing: TestingSettings = Field(default_factory=TestingSettings)
 
     _config_file: Path | None = None

@@ -144,6 +144,16 @@ class KeyStore(Protocol):
     async def update_key(self, key: SigningKey) -> None: ...
 
 
+class OutboxStore(Protocol):
+    """Durable outgoing deliveries (ping, push, device notices). Owned by the outbox work:
+    methods are added here as ``backchannel.outbox`` needs them."""
+
+
+class DeviceStore(Protocol):
+    """Authentication devices, enrolment codes, notices and reports. Owned by the
+    authenticator work: methods are added here as ``backchannel.authenticator`` needs them."""
+
+
 class Storage(Protocol):
     """Everything the core persists, behind one object built by ``app.compose``."""
 
