@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from backchannel.protocol.events import EventBus, LocalEventBus
 from backchannel.protocol.ports import Clock, Storage, TokenSource
 from backchannel.protocol.secrets import SecretHasher
 
@@ -27,6 +28,7 @@ class Provider:
     hasher: SecretHasher
     clock: Clock
     random: TokenSource
+    events: EventBus = field(default_factory=LocalEventBus)
 
     @property
     def issuer(self) -> str:
