@@ -140,6 +140,8 @@ def event_view(event: TimelineEvent) -> JSON:
 
 def _request_table(requests: list[AuthRequest]) -> Table:
     table = Table("ref", "client", "subject", "state", "created", "expires", "binding message")
+    table.columns[0].no_wrap = True
+    table.columns[0].min_width = 10
     for r in requests:
         table.add_row(
             r.ref,

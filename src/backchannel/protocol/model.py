@@ -54,6 +54,10 @@ class Client:
     authorization_details_types: tuple[str, ...] = ()
     created_at: float = 0.0
     updated_at: float = 0.0
+    # Authenticator policy: offer three codes, one the binding_message, to pick from; and
+    # require WebAuthn user verification for every approval.
+    binding_code_choice: bool = False
+    require_user_verification: bool = False
 
 
 @dataclass(slots=True)
@@ -95,11 +99,15 @@ class AuthRequest:
     auth_time: float | None = None
     acr: str | None = None
     amr: tuple[str, ...] = ()
+    # Ping/push only: the auth_req_id and client_notification_token, sealed with the
+    # delivery key (``protocol.sealed``); the plain fields above are never stored for them.
+    delivery_secret: str | None = None
 
     @property
     def ref(self) -> str:
-        """A short reference for operators and logs; it grants nothing."""
-        return self.id_hash[:12]
+        """A short reference for operators and logs (the start of the stored hash, without
+        its scheme); it grants nothing."""
+        return self.id_hash.partition(":")[2][:10] or self.id_hash[:10]
 
 
 @dataclass(slots=True, frozen=True)
@@ -170,3 +178,116 @@ class TokenSet:
         if self.authorization_details is not None:
             body["authorization_details"] = self.authorization_details
         return body
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class OutboxEntry:
+    """One outgoing delivery. ``payload`` is sealed (``protocol.sealed``): it holds the body
+    and the bearer token. ``kind`` is "ping", "push" or "push_error" (device notices may
+    add more). No attempt is made after ``deliver_until`` (None: no limit)."""
+
+    id: str
+    kind: str
+    url: str
+    payload: str
+    created_at: float
+    next_attempt_at: float
+    id_hash: str | None = None
+    client_id: str | None = None
+    deliver_until: float | None = None
+    state: OutboxState = OutboxState.PENDING
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    updated_at: float = 0.0
+    last_error: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class WebAuthnCredential:
+    """A WebAuthn credential registered by a device (binary values base64url)."""
+
+    credential_id: str
+    public_key: str
+    sign_count: int = 0
+    transports: tuple[str, ...] = ()
+
+
+@dataclass(slots=True, frozen=True)
+class PushSubscription:
+    """A browser's Web Push subscription (``PushSubscription.toJSON()``)."""
+
+    endpoint: str
+    p256dh: str
+    auth: str
+
+
+@dataclass(slots=True)
+class Device:
+    """An enrolled authentication device. ``token_hash`` is ``hasher.fast`` of its bearer
+    token; ``public_jwk`` (EC P-256) verifies the decisions it signs."""
+
+    device_id: str
+    subject: str
+    name: str
+    public_jwk: JSON
+    token_hash: str
+    created_at: float
+    last_seen_at: float | None = None
+    revoked_at: float | None = None
+    credentials: tuple[WebAuthnCredential, ...] = ()
+    push: PushSubscription | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(slots=True, frozen=True)
+class EnrolmentCode:
+    """A one-time enrolment code, stored only as ``hasher.fast(code)``."""
+
+    code_hash: str
+    subject: str
+    created_at: float
+    expires_at: float
+    used_at: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Consent:
+    """What a device shows for one request, fixed when the request is created. ``content``
+    is the exact JSON string shown; ``content_mac`` (keyed hash) detects later tampering."""
+
+    id_hash: str
+    subject: str
+    content: str
+    content_mac: str
+    created_at: float
+    binding_choices: tuple[str, ...] | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Report:
+    """'This wasn't me': a user reported a request they did not start."""
+
+    client_id: str
+    subject: str
+    id_hash: str
+    device_id: str
+    at: float
+
+
+@dataclass(slots=True, frozen=True)
+class Pause:
+    """New requests from ``client_id`` for ``subject`` are refused until ``until``."""
+
+    client_id: str
+    subject: str
+    until: float
