@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint typecheck pytest bench clean
+.PHONY: install run test lint typecheck pytest bench clean browser
 
 install: $(STAMP)
 
@@ -27,7 +27,11 @@ typecheck: install
 pytest: install
 	$(BIN)/pytest --cov --cov-report=term $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck browser pytest
+
+# Debian's chromium for the browser tests (tests/e2e); never a Playwright browser download.
+browser:
+	sh scripts/install-browser.sh
 
 bench: install
 	$(BIN)/python bench/run_bench.py $(if $(QUICK),--quick,)

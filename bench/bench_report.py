@@ -37,6 +37,7 @@ class ConfigResult:
     command: str = ""
     cpu_note: str = ""
     cross_check: list[str] = field(default_factory=list)
+    server_exit: int | str | None = None
 
     def row(self, concurrency: int, reference: bool) -> dict[str, Any] | None:
         for row in self.rows:
@@ -145,6 +146,7 @@ def collect_environment(harness: Path, repo: Path) -> dict[str, str]:
         "cpu": _cpu_model(),
         "memory": _memory(),
         "kernel": platform.release(),
+        "load": Path("/proc/loadavg").read_text().split()[0],
         "python": platform.python_version(),
         "node": _output(["node", "--version"]),
         "oidc_provider": oidc_version,

@@ -88,6 +88,31 @@ def _kill_if_alive(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
+class RecordedCpu:
+    """Samples saved by an earlier ``CpuSampler`` (for re-rendering a report)."""
+
+    def __init__(self, samples: list[list[float]]) -> None:
+        self.samples = [(t, cpu) for t, cpu in samples]
+
+    def cpu_between(self, start: float, end: float) -> float | None:
+        return interpolate(self.samples, end, start)
+
+
+def interpolate(samples: list[tuple[float, float]], end: float, start: float) -> float | None:
+    """CPU seconds between two wall-clock times, linearly interpolated between samples."""
+    begin, finish = _at(samples, start), _at(samples, end)
+    return None if begin is None or finish is None else finish - begin
+
+
+def _at(samples: list[tuple[float, float]], moment: float) -> float | None:
+    if not samples or moment < samples[0][0] or moment > samples[-1][0]:
+        return None
+    for (t0, c0), (t1, c1) in itertools.pairwise(samples):
+        if t0 <= moment <= t1:
+            return c0 if t1 == t0 else c0 + (c1 - c0) * (moment - t0) / (t1 - t0)
+    return samples[-1][1]
+
+
 class CpuSampler:
     """Samples (wall time, total CPU seconds of the tree) every 50 ms in a thread."""
 
@@ -121,15 +146,5 @@ class CpuSampler:
             self._stop.wait(SAMPLE_PERIOD_S)
 
     def cpu_between(self, start: float, end: float) -> float | None:
-        """CPU seconds the tree used between two wall-clock times (linear interpolation)."""
-        begin, finish = self._at(start), self._at(end)
-        return None if begin is None or finish is None else finish - begin
-
-    def _at(self, moment: float) -> float | None:
-        samples = self.samples
-        if not samples or moment < samples[0][0] or moment > samples[-1][0]:
-            return None
-        for (t0, c0), (t1, c1) in itertools.pairwise(samples):
-            if t0 <= moment <= t1:
-                return c0 if t1 == t0 else c0 + (c1 - c0) * (moment - t0) / (t1 - t0)
-        return samples[-1][1]
+        """CPU seconds the tree used between two wall-clock times."""
+        return interpolate(self.samples, end, start)

@@ -17,6 +17,7 @@ harness's driver virtualenv, into which matplotlib is installed.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import secrets
@@ -34,11 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_report import (
     ConfigResult,
+    CpuSource,
     collect_environment,
     load_config_result,
     write_report,
 )
-from proc_cpu import CpuSampler, ProcessTree
+from proc_cpu import CpuSampler, ProcessTree, RecordedCpu
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_HARNESS = REPO.parent / "shared" / "bench"
@@ -67,6 +69,7 @@ class Plan:
     reps: int
     warmup: int
     configs: tuple[Config, ...]
+    var: Path
 
     def compare_args(self) -> list[str]:
         return [
@@ -78,8 +81,8 @@ class Plan:
 SQLITE_1W = Config("sqlite-1w", "Backchannel SQLite, 1 worker", 1, False)
 SQLITE_2W = Config("sqlite-2w", "Backchannel SQLite, 2 workers", 2, False)
 POSTGRES_1W = Config("postgres-1w", "Backchannel PostgreSQL, 1 worker", 1, True)
-FULL = Plan("1,16,64", "2000,5000,5000", 3, 100, (SQLITE_1W, SQLITE_2W, POSTGRES_1W))
-QUICK = Plan("1,16", "300", 1, 50, (SQLITE_1W,))
+FULL = Plan("1,16,64", "2000,5000,5000", 3, 100, (SQLITE_1W, SQLITE_2W, POSTGRES_1W), VAR)
+QUICK = Plan("1,16", "300", 1, 50, (SQLITE_1W,), VAR / "quick")
 
 
 class Interrupted(Exception):
@@ -266,7 +269,7 @@ def write_target(config: Config, directory: Path, credentials: dict[str, str]) -
 
 
 def run_config(harness: Path, plan: Plan, config: Config) -> ConfigResult:
-    directory = VAR / config.key
+    directory = plan.var / config.key
     server = Backchannel(config, directory)
     try:
         target = write_target(config, directory, server.prepare())
@@ -280,15 +283,41 @@ def run_config(harness: Path, plan: Plan, config: Config) -> ConfigResult:
         with CpuSampler(tree) as sampler:
             completed = subprocess.run(command, cwd=harness, check=False)
         (directory / "cpu-samples.json").write_text(json.dumps(sampler.samples))
-        result = load_config_result(config.key, config.label, config.workers, out_dir, sampler)
-        result.exit_code = completed.returncode
-        result.command = _display_command(command, harness)
-        return result
+        outcome = {
+            "exit_code": completed.returncode,
+            "command": _display_command(command),
+            "server_exit": None if tree.running() else tree.process.returncode,
+        }
+        (directory / "outcome.json").write_text(json.dumps(outcome))
+        return _result(config, directory, sampler)
     finally:
         server.stop()
 
 
-def _display_command(command: list[str], harness: Path) -> str:
+def _result(config: Config, directory: Path, sampler: CpuSource) -> ConfigResult:
+    """The configuration's figures from the files a run left in ``directory``."""
+    result = load_config_result(
+        config.key, config.label, config.workers, directory / "compare", sampler
+    )
+    outcome = json.loads((directory / "outcome.json").read_text())
+    result.exit_code = outcome["exit_code"]
+    result.command = outcome["command"]
+    result.server_exit = outcome["server_exit"]
+    return result
+
+
+def rerender(plan: Plan, configs: tuple[Config, ...]) -> list[ConfigResult]:
+    """``--report-only``: the results of the last run, from var/bench/<config>/."""
+    results = []
+    for config in configs:
+        directory = plan.var / config.key
+        if (directory / "outcome.json").exists():
+            samples = json.loads((directory / "cpu-samples.json").read_text())
+            results.append(_result(config, directory, RecordedCpu(samples)))
+    return results
+
+
+def _display_command(command: list[str]) -> str:
     """The compare command as a reader can retype it (no paths of this machine)."""
     shown = []
     for part in command[1:]:
@@ -296,6 +325,33 @@ def _display_command(command: list[str], harness: Path) -> str:
             part = "<repo>" + part[len(str(REPO)) :]
         shown.append(part)
     return "./" + " ".join(shown)
+
+
+def run_period(results: list[ConfigResult]) -> dict[str, str]:
+    """When the measurements were taken: first compare start to last result file."""
+    starts = [(r.out_dir / "meta.json").stat().st_mtime for r in results]
+    ends = [(r.out_dir / "summary.json").stat().st_mtime for r in results]
+    if not starts or not ends:
+        return {}
+    stamp = "%Y-%m-%d %H:%M UTC"
+    utc = datetime.UTC
+    return {
+        "date": datetime.datetime.fromtimestamp(min(starts), utc).strftime(stamp),
+        "finished": datetime.datetime.fromtimestamp(max(ends), utc).strftime(stamp),
+    }
+
+
+def run_all(harness: Path, plan: Plan, configs: tuple[Config, ...]) -> list[ConfigResult]:
+    reference = OidcProvider(harness)
+    results: list[ConfigResult] = []
+    try:
+        reference.start()
+        wait_for_discovery("http://127.0.0.1:3000", None)
+        for config in configs:
+            results.append(run_config(harness, plan, config))
+    finally:
+        reference.stop()
+    return results
 
 
 def check_ports_free() -> None:
@@ -313,6 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default=None, help="comma list of configurations (sqlite-1w,sqlite-2w,...)"
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only rewrite the report from the last run's files under var/bench/",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     configs = plan.configs
@@ -322,19 +383,15 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_interrupted)
 
-    check_ports_free()
     harness = prepare_harness()
-    VAR.mkdir(parents=True, exist_ok=True)
+    plan.var.mkdir(parents=True, exist_ok=True)
     environment = collect_environment(harness, REPO)
-    reference = OidcProvider(harness)
-    results: list[ConfigResult] = []
-    try:
-        reference.start()
-        wait_for_discovery("http://127.0.0.1:3000", None)
-        for config in configs:
-            results.append(run_config(harness, plan, config))
-    finally:
-        reference.stop()
+    if args.report_only:
+        results = rerender(plan, configs)
+    else:
+        check_ports_free()
+        results = run_all(harness, plan, configs)
+    environment.update(run_period(results))
     output = VAR / "benchmarks-quick.md" if args.quick else REPO / "docs" / "benchmarks.md"
     driver_python = harness / "driver" / ".venv" / "bin" / "python"
     write_report(output, results, environment, quick=args.quick, chart_python=driver_python)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp
 
+from backchannel.authenticator.webpush import WebPushNotifier
+from backchannel.events import open_event_bus
 from backchannel.master_secret import load_master_secret
+from backchannel.outbound import CachingJwksFetcher, OutboundClient
 from backchannel.protocol.keys import KeyRing
 from backchannel.protocol.ports import Clock, TokenSource
 from backchannel.protocol.provider import Provider, SystemClock
+from backchannel.protocol.sealed import Sealer
 from backchannel.protocol.secrets import RandomTokens, SecretHasher
 from backchannel.settings import Settings
 from backchannel.storage import open_storage
@@ -23,17 +27,24 @@ async def build_provider(
     try:
         keys = KeyRing(storage.keys, clock, master.key_encryption_key, settings.keys)
         await keys.ensure_keys()
+        events = await open_event_bus(settings)
     except BaseException:
         await storage.close()
         raise
-    return Provider(
+    provider = Provider(
         settings=settings,
         storage=storage,
         keys=keys,
         hasher=SecretHasher(master.pepper),
         clock=clock,
         random=random or RandomTokens(),
+        events=events,
+        # Unpooled: jwks_uri fetches are rare (cached), and it leaves nothing to close.
+        jwks_fetcher=CachingJwksFetcher(OutboundClient(settings, pooled=False), clock),
+        sealer=Sealer(master.delivery_key),
     )
+    provider.device_notifier = WebPushNotifier(provider, OutboundClient(settings, pooled=False))
+    return provider
 
 
 def compose(settings: Settings, *, provider: Provider | None = None) -> ASGIApp:

@@ -26,6 +26,7 @@ from backchannel.settings import KeySettings
 SECRET_BYTES = 32
 _KEY_ENCRYPTION_INFO = b"backchannel/v1/key-encryption-key"
 _PEPPER_INFO = b"backchannel/v1/secret-pepper"
+_DELIVERY_INFO = b"backchannel/v1/delivery-key"
 _BASE64URL = re.compile(rb"[A-Za-z0-9_-]+")
 
 
@@ -37,6 +38,8 @@ class MasterSecretError(Exception):
 class MasterSecret:
     key_encryption_key: bytes = field(repr=False)
     pepper: bytes = field(repr=False)
+    # Seals delivery secrets and outbox payloads (``protocol.sealed``).
+    delivery_key: bytes = field(repr=False, default=b"")
 
 
 def load_master_secret(keys: KeySettings) -> MasterSecret:
@@ -48,6 +51,7 @@ def load_master_secret(keys: KeySettings) -> MasterSecret:
     return MasterSecret(
         key_encryption_key=_derive(raw, _KEY_ENCRYPTION_INFO),
         pepper=_derive(raw, _PEPPER_INFO),
+        delivery_key=_derive(raw, _DELIVERY_INFO),
     )
 
 

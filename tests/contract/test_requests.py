@@ -147,7 +147,9 @@ async def test_find_by_ref_matches_prefixes_only(storage: Storage) -> None:
         await storage.requests.create_request(request, builders.event())
     found = await storage.requests.find_by_ref("hmac:abc")
     assert [r.id_hash for r in found] == ["hmac:abc222", "hmac:abc111"]
-    assert [r.id_hash for r in await storage.requests.find_by_ref("hmac:" + first.ref)] == ["hmac:abc111"]
+    assert [r.id_hash for r in await storage.requests.find_by_ref("hmac:" + first.ref)] == [
+        "hmac:abc111"
+    ]
     assert await storage.requests.find_by_ref("abc") == []
     assert await storage.requests.find_by_ref("hmac:%") == []
     assert await storage.requests.find_by_ref("hmac:_bc") == []

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from backchannel.protocol import errors
+from backchannel.protocol.ciba.delivery import open_request_secret
 from backchannel.protocol.ciba.request import PARAMETERS
 from backchannel.protocol.errors import OAuthError
 from backchannel.protocol.http import HttpRequest, HttpResponse
@@ -96,8 +97,11 @@ async def test_item_74_interval_only_for_poll_and_ping(mode: str, has_interval: 
     response = await ok(provider, post(fields))
     assert ("interval" in response.body) is has_interval
     stored = await only_request(provider)
+    # Never stored in plaintext: sealed with the auth_req_id (poll: the token is ignored).
+    assert stored.client_notification_token is None
+    secret = open_request_secret(provider, stored)
     expected = None if mode == "poll" else fields["client_notification_token"]
-    assert stored.client_notification_token == expected  # poll: the token is ignored
+    assert (secret.client_notification_token if secret else None) == expected
 
 
 @pytest.mark.parametrize(
@@ -127,7 +131,14 @@ async def test_item_33_extra_registered_scopes_are_kept_in_order() -> None:
 
 async def test_authorization_details_are_parsed_and_stored() -> None:
     provider = await ready(authorization_details_types=("payment_initiation",))
-    details = [{"type": "payment_initiation", "amount": "12.00"}]
+    details = [
+        {
+            "type": "payment_initiation",
+            "instructedAmount": {"currency": "EUR", "amount": "12.00"},
+            "creditorName": "Merchant A",
+            "creditorAccount": {"iban": "DE02100100109307118603"},
+        }
+    ]
     await ok(provider, post({**FORM, "authorization_details": json.dumps(details)}))
     assert (await only_request(provider)).authorization_details == details
 

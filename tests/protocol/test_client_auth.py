@@ -339,7 +339,9 @@ async def test_assertion_for_an_unknown_client_is_invalid_client() -> None:
     await refused(provider, form_post(assertion_fields(assertion(ES256_KEY, "ghost"))))
 
 
-async def test_jwks_uri_clients_are_refused_for_now() -> None:
+async def test_jwks_uri_client_is_refused_when_no_key_fetcher_is_configured() -> None:
+    """Without an outbound fetcher (this test provider has none) the keys cannot be had,
+    which is invalid_client, never a crash; fetching itself is tests/outbound/."""
     provider = await new_provider()
     await register(provider, method=AuthMethod.PRIVATE_KEY_JWT, jwks_uri="https://rp/jwks")
     error = await refused(provider, form_post(assertion_fields(assertion(ES256_KEY))))

@@ -88,7 +88,14 @@ async def test_non_string_parameter_claim_is_invalid_request() -> None:
 
 async def test_authorization_details_may_be_a_json_array_claim() -> None:
     provider = await signing_client(authorization_details_types=("payment_initiation",))
-    details = [{"type": "payment_initiation"}]
+    details = [
+        {
+            "type": "payment_initiation",
+            "instructedAmount": {"currency": "EUR", "amount": "12.00"},
+            "creditorName": "Merchant A",
+            "creditorAccount": {"iban": "DE02100100109307118603"},
+        }
+    ]
     await ok(provider, post(signed(authorization_details=details)))
     assert (await only_request(provider)).authorization_details == details
 

@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from backchannel.cli.common import fail, open_provider, run, settings_from
+from backchannel.cli.common import errors, fail, open_provider, run, settings_from
+from backchannel.outbound import OutboundError, OutboundRefused, check_url
 from backchannel.protocol.errors import InvalidClientMetadata
 from backchannel.protocol.model import JSON, AuthMethod, Client, DeliveryMode
 from backchannel.protocol.ports import DuplicateError
@@ -53,6 +54,17 @@ UserCodeOpt = Annotated[
     bool | None,
     typer.Option("--user-code/--no-user-code", help="backchannel_user_code_parameter."),
 ]
+BindingChoiceOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--binding-choice/--no-binding-choice",
+        help="Authenticator shows three codes; the user picks the binding_message.",
+    ),
+]
+UserVerificationOpt = Annotated[
+    bool | None,
+    typer.Option("--require-uv/--no-require-uv", help="Approvals need WebAuthn user verification."),
+]
 SigningAlgOpt = Annotated[
     str | None,
     typer.Option("--request-signing-alg", help="Signed requests: PS256, ES256 or RS256."),
@@ -89,6 +101,8 @@ def add(
     jwks_file: JwksFileOpt = None,
     jwks_uri: JwksUriOpt = None,
     user_code: UserCodeOpt = None,
+    binding_choice: BindingChoiceOpt = None,
+    require_uv: UserVerificationOpt = None,
     request_signing_alg: SigningAlgOpt = None,
     id_token_alg: IdTokenAlgOpt = None,
     scope: ScopeOpt = None,
@@ -148,6 +162,8 @@ def update(
     jwks_file: JwksFileOpt = None,
     jwks_uri: JwksUriOpt = None,
     user_code: UserCodeOpt = None,
+    binding_choice: BindingChoiceOpt = None,
+    require_uv: UserVerificationOpt = None,
     request_signing_alg: SigningAlgOpt = None,
     id_token_alg: IdTokenAlgOpt = None,
     scope: ScopeOpt = None,
@@ -182,6 +198,7 @@ async def _add(settings: Settings, metadata: JSON, secret: str | None) -> tuple[
     async with open_provider(settings) as provider:
         metadata.setdefault("client_id", generate_client_id(provider.random))
         client = client_from_metadata(metadata, dev_mode=settings.dev_mode, now=_now(provider))
+        await _check_outbound_urls(settings, client)
         shown = None
         if uses_secret(client) and secret is not None:
             client.secret_hash = hash_client_secret(provider.hasher, secret, generated=False)
@@ -209,6 +226,7 @@ async def _update(settings: Settings, client_id: str, changes: JSON) -> tuple[Cl
         client = client_from_metadata(
             changes, dev_mode=settings.dev_mode, now=_now(provider), existing=existing
         )
+        await _check_outbound_urls(settings, client)
         # A client switched to a secret-based method needs a secret now.
         shown = None
         if uses_secret(client) and client.secret_hash is None:
@@ -231,6 +249,25 @@ async def _rotate(settings: Settings, client_id: str) -> tuple[Client, str]:
         client.updated_at = _now(provider)
         await provider.storage.clients.update_client(client)
         return client, secret
+
+
+async def _check_outbound_urls(settings: Settings, client: Client) -> None:
+    """SSRF guard at registration (item 200): refuse URLs that point at loopback, private,
+    link-local or metadata addresses now. A name that does not resolve yet is only warned
+    about: every outbound call checks its addresses again."""
+    urls = {
+        "backchannel_client_notification_endpoint": client.notification_endpoint,
+        "jwks_uri": client.jwks_uri,
+    }
+    for field, url in urls.items():
+        if url is None:
+            continue
+        try:
+            await check_url(url, settings=settings)
+        except OutboundRefused as exc:
+            raise InvalidClientMetadata(f"{field}: {exc}") from None
+        except OutboundError as exc:
+            errors.print(f"warning: {field}: {exc}", highlight=False, markup=False)
 
 
 def _generate_secret(provider: Provider, client: Client) -> str:
@@ -262,6 +299,8 @@ _FIELDS = {
     "policy_uri": "policy_uri",
     "jwks_uri": "jwks_uri",
     "user_code": "backchannel_user_code_parameter",
+    "binding_choice": "binding_code_choice",
+    "require_uv": "require_user_verification",
     "request_signing_alg": "backchannel_authentication_request_signing_alg",
     "id_token_alg": "id_token_signed_response_alg",
     "scope": "scope",

@@ -55,4 +55,5 @@ async def open_provider(settings: Settings) -> AsyncIterator[Provider]:
     try:
         yield provider
     finally:
+        await provider.events.close()
         await provider.storage.close()

@@ -6,7 +6,19 @@ from typing import Annotated
 
 import typer
 
-from backchannel.cli import clients, config, db, keys, requests, serve, users
+from backchannel.cli import (
+    authenticator,
+    clients,
+    config,
+    db,
+    devices,
+    keys,
+    reports,
+    requests,
+    serve,
+    users,
+    worker,
+)
 
 app = typer.Typer(
     name="backchannel",
@@ -20,7 +32,11 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(clients.app, name="clients")
 app.add_typer(users.app, name="users")
 app.add_typer(requests.app, name="requests")
+app.add_typer(devices.app, name="devices")
+app.add_typer(reports.app, name="reports")
+app.add_typer(authenticator.app, name="authenticator")
 serve.register(app)
+worker.register(app)
 
 
 @app.callback()

@@ -10,6 +10,7 @@ import uvicorn
 
 from backchannel.cli.common import console, open_provider, run, settings_from
 from backchannel.settings import CONFIG_ENV, Settings
+from backchannel.web.uvicorn_http import CoalescingHttpToolsProtocol
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +42,7 @@ def serve(
         log_level="warning",
         server_header=False,
         proxy_headers=False,
+        http=CoalescingHttpToolsProtocol,
     )
 
 

@@ -6,7 +6,9 @@ Exactly one method per request:
 - ``client_secret_basic``: HTTP Basic header (RFC 6749 §2.3.1);
 - ``client_secret_post``: ``client_id`` + ``client_secret`` form fields;
 - ``private_key_jwt``: ``client_assertion_type`` + ``client_assertion`` (OIDC §9, RFC 7523),
-  verified with the client's registered inline ``jwks``.
+  verified with the client's registered inline ``jwks``, or the JWK set at its ``jwks_uri``
+  (fetched through ``provider.jwks_fetcher``, cached, fetched again once when an assertion
+  names a ``kid`` the cached set lacks: the client rotated its keys).
 
 Two methods at once is ``invalid_request``; everything else that fails (none supplied,
 unknown client, wrong secret, a method other than the registered one, a bad assertion)
@@ -23,6 +25,7 @@ CIBA-E1/FAPI2 rule (issuer only) is not enforced.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Collection
 from typing import Any, TypeGuard
 
 import orjson
@@ -30,8 +33,15 @@ import orjson
 from backchannel.protocol import paths
 from backchannel.protocol.errors import InvalidClient, InvalidRequest
 from backchannel.protocol.http import Form, HttpRequest
-from backchannel.protocol.jose import JoseError, Verifier, peek_claims
+from backchannel.protocol.jose import (
+    JoseError,
+    Verifier,
+    has_private_or_symmetric_keys,
+    peek_claims,
+    peek_header,
+)
 from backchannel.protocol.model import JSON, AuthMethod, Client
+from backchannel.protocol.ports import FetchError
 from backchannel.protocol.provider import Provider
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -78,6 +88,46 @@ def client_verifier(client: Client) -> Verifier:
     return _VERIFIERS.get(f"client:{client.client_id}", fingerprint, client.jwks)
 
 
+async def verify_client_jwt(
+    provider: Provider, client: Client, token: str, algorithms: Collection[str]
+) -> tuple[JSON, JSON]:
+    """(header, claims) of a JWT signed by one of the client's keys: its inline ``jwks``, or
+    else the set at its ``jwks_uri``. Raises ``JoseError`` (bad JWT or signature) or
+    ``FetchError`` (the ``jwks_uri`` set could not be had)."""
+    if client.jwks is not None or client.jwks_uri is None:
+        return client_verifier(client).verify(token, algorithms)
+    jwks = await _fetched_jwks(provider, client.jwks_uri, refresh=False)
+    try:
+        return _uri_verifier(client.jwks_uri, jwks).verify(token, algorithms)
+    except JoseError:
+        if not _names_unknown_kid(token, jwks):
+            raise
+    jwks = await _fetched_jwks(provider, client.jwks_uri, refresh=True)
+    return _uri_verifier(client.jwks_uri, jwks).verify(token, algorithms)
+
+
+async def _fetched_jwks(provider: Provider, url: str, *, refresh: bool) -> JSON:
+    if provider.jwks_fetcher is None:
+        raise FetchError("jwks_uri: fetching client JWK sets is not configured")
+    jwks = dict(await provider.jwks_fetcher.fetch(url, refresh=refresh))
+    if has_private_or_symmetric_keys(jwks):
+        # Item 23: a client JWK set holds public keys only.
+        raise FetchError("jwks_uri: the JWK set holds private or symmetric keys")
+    return jwks
+
+
+def _uri_verifier(url: str, jwks: JSON) -> Verifier:
+    fingerprint = orjson.dumps(jwks, option=orjson.OPT_SORT_KEYS)
+    return _VERIFIERS.get(f"jwks_uri:{url}", fingerprint, jwks)
+
+
+def _names_unknown_kid(token: str, jwks: JSON) -> bool:
+    kid = peek_header(token).get("kid")
+    keys = jwks.get("keys")
+    known = {k.get("kid") for k in keys if isinstance(k, dict)} if isinstance(keys, list) else set()
+    return isinstance(kid, str) and kid not in known
+
+
 # -- shared secrets --------------------------------------------------------------------------
 
 
@@ -120,7 +170,7 @@ async def _assertion_client(provider: Provider, form: Form, endpoint_url: str) -
     if assertion is None:
         raise InvalidClient("missing client_assertion")
     client = await _assertion_issuer(provider, form, assertion)
-    claims = _verified_assertion_claims(client, assertion)
+    claims = await _verified_assertion_claims(provider, client, assertion)
     _check_assertion_claims(provider, client, claims, endpoint_url)
     await _remember_assertion(provider, client, claims)
     return client
@@ -141,17 +191,16 @@ async def _assertion_issuer(provider: Provider, form: Form, assertion: str) -> C
     if client is None:
         raise InvalidClient("unknown client")
     _check_method(client, AuthMethod.PRIVATE_KEY_JWT)
-    if client.jwks is None and client.jwks_uri is not None:
-        # TODO(outbound HTTP issue): fetch and cache jwks_uri.
-        raise InvalidClient("jwks_uri clients are not supported yet")
     return client
 
 
-def _verified_assertion_claims(client: Client, assertion: str) -> JSON:
+async def _verified_assertion_claims(provider: Provider, client: Client, assertion: str) -> JSON:
     try:
-        _header, claims = client_verifier(client).verify(assertion, ASSERTION_ALGORITHMS)
+        _header, claims = await verify_client_jwt(provider, client, assertion, ASSERTION_ALGORITHMS)
     except JoseError as exc:
         raise InvalidClient(f"client_assertion: {exc}") from None
+    except FetchError as exc:
+        raise InvalidClient(f"cannot get the client's keys: {exc}") from None
     return claims
 
 

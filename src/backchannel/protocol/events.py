@@ -40,6 +40,10 @@ class LocalEventBus:
     def waiting(self) -> int:
         return sum(self._waiters.values())
 
+    def waiting_on(self, prefix: str) -> int:
+        """Waiters on topics starting with ``prefix`` (``"request:"``: held long polls)."""
+        return sum(count for topic, count in self._waiters.items() if topic.startswith(prefix))
+
     async def publish(self, topic: str) -> None:
         event = self._events.pop(topic, None)
         if event is not None:

@@ -7,12 +7,21 @@ so it happens exactly once even with many processes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, Protocol
 
 from backchannel.protocol.model import (
+    JSON,
     AuthRequest,
     Client,
+    Consent,
+    DeliveryMode,
+    Device,
+    EnrolmentCode,
+    OutboxEntry,
+    Pause,
     RefreshToken,
+    Report,
     RequestState,
     SigningKey,
     TimelineEvent,
@@ -20,6 +29,8 @@ from backchannel.protocol.model import (
 )
 
 LookupKind = Literal["username", "email", "phone"]
+# A lookup by subject or by one (normalised) identifier.
+UserLookup = tuple[LookupKind | Literal["subject"], str]
 
 
 class DuplicateError(Exception):
@@ -56,6 +67,11 @@ class UserDirectory(Protocol):
 
     async def get_user(self, subject: str) -> User | None: ...
     async def find_user(self, kind: LookupKind, value: str) -> User | None: ...
+    async def find_first(self, lookups: Sequence[UserLookup]) -> User | None:
+        """The user the earliest of ``lookups`` finds, in one query where the backend can
+        (the result equals trying them one by one, in order)."""
+        ...
+
     async def add_user(self, user: User) -> None: ...
     async def update_user(self, user: User) -> None: ...
     async def remove_user(self, subject: str) -> bool: ...
@@ -74,10 +90,15 @@ class AuthRequestStore(Protocol):
     async def create_request(self, request: AuthRequest, event: TimelineEvent) -> None: ...
     async def get_request(self, id_hash: str) -> AuthRequest | None: ...
     async def transition(
-        self, request: AuthRequest, expected: RequestState, event: TimelineEvent
+        self,
+        request: AuthRequest,
+        expected: RequestState,
+        event: TimelineEvent,
+        deliveries: Sequence[OutboxEntry] = (),
     ) -> bool:
-        """Write ``request``'s mutable fields only if the stored state is still ``expected``.
-        Returns False (and writes nothing) when another process got there first."""
+        """Write ``request``'s mutable fields only if the stored state is still ``expected``,
+        enqueueing ``deliveries`` in the same transaction. Returns False (and writes
+        nothing, deliveries included) when another process got there first."""
         ...
 
     async def record_poll(
@@ -91,10 +112,15 @@ class AuthRequestStore(Protocol):
         ...
 
     async def redeem(
-        self, request: AuthRequest, event: TimelineEvent, refresh_token: RefreshToken | None
+        self,
+        request: AuthRequest,
+        event: TimelineEvent,
+        refresh_token: RefreshToken | None,
+        deliveries: Sequence[OutboxEntry] = (),
     ) -> bool:
-        """approved -> redeemed exactly once, storing the refresh token in the same
-        transaction. False when the request was not approved any more."""
+        """approved -> redeemed exactly once, storing the refresh token and enqueueing
+        ``deliveries`` in the same transaction. False when the request was not approved
+        any more."""
         ...
 
     async def add_event(self, id_hash: str, event: TimelineEvent) -> None: ...
@@ -106,12 +132,22 @@ class AuthRequestStore(Protocol):
         ...
 
     async def find_by_ref(self, ref: str) -> list[AuthRequest]:
-        """Requests whose id_hash starts with ``ref`` (operators type short refs)."""
+        """Requests whose id_hash starts with ``prefix`` (operators type short refs)."""
         ...
 
-    async def expire_overdue(self, now: float, limit: int = 1000) -> int:
+    async def expire_overdue(
+        self, now: float, limit: int = 1000, modes: Sequence[DeliveryMode] | None = None
+    ) -> int:
         """Mark up to ``limit`` pending requests past ``expires_at`` as expired, with an
-        ``expired`` timeline event each. Returns how many changed."""
+        ``expired`` timeline event each. Returns how many changed. ``modes`` restricts the
+        sweep to those delivery modes (push requests are expired one by one, with their
+        error delivery, by ``protocol.ciba.delivery``)."""
+        ...
+
+    async def list_overdue(
+        self, now: float, mode: DeliveryMode, limit: int = 100
+    ) -> list[AuthRequest]:
+        """Pending requests of one delivery mode past ``expires_at``, oldest deadline first."""
         ...
 
     async def count_pending(self, subject: str, now: float) -> int: ...
@@ -138,6 +174,19 @@ class ReplayGuard(Protocol):
         ...
 
 
+class FetchError(Exception):
+    """An outbound fetch (e.g. a client's ``jwks_uri``) failed or was refused (SSRF guard).
+    The message is safe to show."""
+
+
+class JwksFetcher(Protocol):
+    async def fetch(self, url: str, refresh: bool = False) -> dict[str, object]:
+        """The JWK set at ``url``, possibly cached. ``refresh=True`` asks for a fresh copy
+        (a JWT named an unknown ``kid``); an implementation may rate-limit that. Raises
+        ``FetchError`` on failure."""
+        ...
+
+
 class KeyStore(Protocol):
     async def list_keys(self) -> list[SigningKey]: ...
     async def add_key(self, key: SigningKey) -> None: ...
@@ -145,13 +194,109 @@ class KeyStore(Protocol):
 
 
 class OutboxStore(Protocol):
-    """Durable outgoing deliveries (ping, push, device notices). Owned by the outbox work:
-    methods are added here as ``backchannel.outbox`` needs them."""
+    """Durable outgoing deliveries (ping, push, device notices). Entries caused by a request
+    state change are written by ``AuthRequestStore.transition``/``redeem`` in the same
+    transaction; ``enqueue`` is for the rest.
+
+    A worker ``claim_due``s entries: each comes back leased to ``owner`` until
+    ``lease_until``; no other owner gets it before the lease ends. The worker then ends the
+    attempt with exactly one of ``complete``/``reschedule``/``fail``, which count the
+    attempt, drop the lease, and append ``events`` to the request's timeline in the same
+    transaction. They return False (writing nothing) when ``owner`` lost the lease.
+    """
+
+    async def enqueue(self, entries: Sequence[OutboxEntry]) -> None: ...
+    async def get_entry(self, entry_id: str) -> OutboxEntry | None: ...
+    async def list_entries(self, id_hash: str | None = None, limit: int = 100) -> list[OutboxEntry]:
+        """Oldest first; only those of one request when ``id_hash`` is given."""
+        ...
+
+    async def claim_due(
+        self, now: float, owner: str, lease_seconds: float, limit: int
+    ) -> list[OutboxEntry]:
+        """Lease up to ``limit`` pending entries whose ``next_attempt_at`` has come and
+        whose lease (if any) has ended."""
+        ...
+
+    async def complete(
+        self, entry_id: str, owner: str, now: float, events: Sequence[TimelineEvent] = ()
+    ) -> bool: ...
+    async def reschedule(
+        self,
+        entry_id: str,
+        owner: str,
+        now: float,
+        next_attempt_at: float,
+        error: str,
+        events: Sequence[TimelineEvent] = (),
+    ) -> bool: ...
+    async def fail(
+        self,
+        entry_id: str,
+        owner: str,
+        now: float,
+        error: str,
+        events: Sequence[TimelineEvent] = (),
+    ) -> bool: ...
 
 
 class DeviceStore(Protocol):
-    """Authentication devices, enrolment codes, notices and reports. Owned by the
-    authenticator work: methods are added here as ``backchannel.authenticator`` needs them."""
+    """Authentication devices, enrolment codes, consents, notices, reports and pauses
+    (``backchannel.authenticator``)."""
+
+    async def add_device(self, device: Device) -> None: ...
+    async def get_device(self, device_id: str) -> Device | None: ...
+    async def find_device_by_token(self, token_hash: str) -> Device | None: ...
+    async def list_devices(self, subject: str | None = None) -> list[Device]:
+        """Oldest first; revoked ones included."""
+        ...
+
+    async def update_device(self, device: Device) -> None:
+        """Store name, last_seen_at, credentials and push subscription (not revocation)."""
+        ...
+
+    async def revoke_device(self, device_id: str, now: float) -> bool:
+        """False when unknown or already revoked."""
+        ...
+
+    async def add_enrolment_code(self, code: EnrolmentCode) -> None: ...
+    async def use_enrolment_code(self, code_hash: str, now: float) -> EnrolmentCode | None:
+        """Mark the code used, atomically and only once, if it exists, is unused and has
+        not expired. Returns the used code, or None."""
+        ...
+
+    async def add_consent(self, consent: Consent) -> None: ...
+    async def get_consent(self, id_hash: str) -> Consent | None: ...
+    async def list_consents(self, subject: str, created_after: float) -> list[Consent]:
+        """A user's consents created after ``created_after``, newest first (the inbox)."""
+        ...
+
+    async def add_notice(self, subject: str, at: float) -> None: ...
+    async def count_notices(self, subject: str, since: float) -> int: ...
+
+    async def add_report(self, report: Report) -> None: ...
+    async def list_reports(self, limit: int = 100) -> list[Report]:
+        """Newest first."""
+        ...
+
+    async def set_pause(self, pause: Pause) -> None:
+        """Create or extend the pause of one client for one user."""
+        ...
+
+    async def get_pause(self, client_id: str, subject: str) -> Pause | None: ...
+
+    async def get_secret(self, name: str) -> str | None: ...
+    async def add_secret(self, name: str, value: str) -> bool:
+        """Store a server secret (e.g. the encrypted VAPID key) once. False when one with
+        that name exists already (another process won): re-read it."""
+        ...
+
+
+class DeviceNotifier(Protocol):
+    """Sends a Web Push message to devices (``authenticator.webpush``); best effort, it
+    never raises for an unreachable push service."""
+
+    async def push(self, devices: Sequence[Device], message: JSON) -> None: ...
 
 
 class Storage(Protocol):
@@ -170,6 +315,10 @@ class Storage(Protocol):
     def replay(self) -> ReplayGuard: ...
     @property
     def keys(self) -> KeyStore: ...
+    @property
+    def outbox(self) -> OutboxStore: ...
+    @property
+    def devices(self) -> DeviceStore: ...
 
     async def ping(self) -> bool:
         """True when the backing store answers (readiness)."""

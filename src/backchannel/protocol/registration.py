@@ -63,6 +63,8 @@ def client_metadata(client: Client) -> JSON:
         "jwks_uri": client.jwks_uri,
         "login_hint_token_issuers": dict(client.hint_token_issuers) or None,
         "authorization_details_types": list(client.authorization_details_types) or None,
+        "binding_code_choice": client.binding_code_choice or None,
+        "require_user_verification": client.require_user_verification or None,
         "client_id_issued_at": int(client.created_at),
         "updated_at": int(client.updated_at),
     }
@@ -128,6 +130,8 @@ def _build(
         authorization_details_types=_string_list(values, "authorization_details_types"),
         created_at=existing.created_at if existing else now,
         updated_at=now,
+        binding_code_choice=_bool(values, "binding_code_choice"),
+        require_user_verification=_bool(values, "require_user_verification"),
     )
     _check_consistency(client, values)
     return client

@@ -11,10 +11,10 @@ import dataclasses
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 from backchannel.protocol.model import JSON, User
-from backchannel.protocol.ports import LookupKind, TokenSource, UserDirectory
+from backchannel.protocol.ports import LookupKind, TokenSource, UserDirectory, UserLookup
 from backchannel.protocol.secrets import SecretHasher
 
 SUBJECT_PREFIX = "u_"
@@ -44,7 +44,7 @@ RESERVED_CLAIMS = frozenset(
     {"sub", "iss", "aud", "exp", "iat", "name", "preferred_username", "email", "phone_number"}
 )
 
-HintCandidate = tuple[LookupKind | Literal["subject"], str]
+HintCandidate = UserLookup
 
 
 class InvalidUserInput(ValueError):
@@ -85,11 +85,7 @@ def _phone_candidate(hint: str) -> str | None:
 
 
 async def find_by_login_hint(users: UserDirectory, hint: str) -> User | None:
-    for kind, value in classify_login_hint(hint):
-        user = await (users.get_user(value) if kind == "subject" else users.find_user(kind, value))
-        if user is not None:
-            return user
-    return None
+    return await users.find_first(classify_login_hint(hint))
 
 
 def new_user(

@@ -6,6 +6,7 @@ Every object handed in or out is copied, so callers can never mutate stored stat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from copy import deepcopy
 from dataclasses import replace
 from typing import TypeVar
@@ -13,6 +14,8 @@ from typing import TypeVar
 from backchannel.protocol.model import (
     AuthRequest,
     Client,
+    DeliveryMode,
+    OutboxEntry,
     RefreshToken,
     RequestState,
     SigningKey,
@@ -26,10 +29,14 @@ from backchannel.protocol.ports import (
     KeyStore,
     LookupKind,
     MissingError,
+    OutboxStore,
     ReplayGuard,
     TokenStore,
     UserDirectory,
+    UserLookup,
 )
+from backchannel.storage.memory_devices import MemoryDeviceStore
+from backchannel.storage.memory_outbox import MemoryOutboxStore
 
 T = TypeVar("T")
 
@@ -89,6 +96,14 @@ class MemoryUserDirectory:
                 return _copy(user)
         return None
 
+    async def find_first(self, lookups: Sequence[UserLookup]) -> User | None:
+        for kind, value in lookups:
+            found = self.get_user(value) if kind == "subject" else self.find_user(kind, value)
+            user = await found
+            if user is not None:
+                return user
+        return None
+
     async def add_user(self, user: User) -> None:
         if user.subject in self._users:
             raise DuplicateError(f"user {user.subject!r} exists")
@@ -135,10 +150,12 @@ class MemoryUserDirectory:
 
 
 class MemoryAuthRequestStore:
-    def __init__(self, tokens: MemoryTokenStore) -> None:
+    def __init__(self, tokens: MemoryTokenStore, outbox: MemoryOutboxStore | None = None) -> None:
         self._requests: dict[str, AuthRequest] = {}
         self._timelines: dict[str, list[TimelineEvent]] = {}
         self._tokens = tokens
+        self._outbox = outbox or MemoryOutboxStore()
+        self._outbox.attach_timeline(self._append_events)
 
     async def create_request(self, request: AuthRequest, event: TimelineEvent) -> None:
         if request.id_hash in self._requests:
@@ -151,13 +168,19 @@ class MemoryAuthRequestStore:
         return _copy(request) if request is not None else None
 
     async def transition(
-        self, request: AuthRequest, expected: RequestState, event: TimelineEvent
+        self,
+        request: AuthRequest,
+        expected: RequestState,
+        event: TimelineEvent,
+        deliveries: Sequence[OutboxEntry] = (),
     ) -> bool:
         stored = self._requests.get(request.id_hash)
         if stored is None or stored.state != expected:
             return False
+        self._outbox.check_new(deliveries)
         self._write_mutable(stored, request)
         self._timelines[request.id_hash].append(_copy(event))
+        self._outbox.add_now(deliveries)
         return True
 
     async def record_poll(
@@ -176,13 +199,19 @@ class MemoryAuthRequestStore:
         return True
 
     async def redeem(
-        self, request: AuthRequest, event: TimelineEvent, refresh_token: RefreshToken | None
+        self,
+        request: AuthRequest,
+        event: TimelineEvent,
+        refresh_token: RefreshToken | None,
+        deliveries: Sequence[OutboxEntry] = (),
     ) -> bool:
         stored = self._requests.get(request.id_hash)
         if stored is None or stored.state != RequestState.APPROVED:
             return False
         if refresh_token is not None:
             self._tokens.check_new(refresh_token)
+        self._outbox.check_new(deliveries)
+        self._outbox.add_now(deliveries)
         self._write_mutable(stored, replace(request, state=RequestState.REDEEMED))
         self._timelines[request.id_hash].append(_copy(event))
         if refresh_token is not None:
@@ -208,12 +237,16 @@ class MemoryAuthRequestStore:
         chosen = [r for r in self._requests.values() if r.id_hash.startswith(ref)]
         return _copy(_newest_first(chosen))
 
-    async def expire_overdue(self, now: float, limit: int = 1000) -> int:
+    async def expire_overdue(
+        self, now: float, limit: int = 1000, modes: Sequence[DeliveryMode] | None = None
+    ) -> int:
         overdue = sorted(
             (
                 r
                 for r in self._requests.values()
-                if r.state == RequestState.PENDING and r.expires_at <= now
+                if r.state == RequestState.PENDING
+                and r.expires_at <= now
+                and (modes is None or r.delivery_mode in modes)
             ),
             key=lambda r: (r.expires_at, r.id_hash),
         )[:limit]
@@ -221,6 +254,19 @@ class MemoryAuthRequestStore:
             request.state = RequestState.EXPIRED
             self._timelines[request.id_hash].append(TimelineEvent(at=now, kind="expired"))
         return len(overdue)
+
+    async def list_overdue(
+        self, now: float, mode: DeliveryMode, limit: int = 100
+    ) -> list[AuthRequest]:
+        overdue = [
+            r
+            for r in self._requests.values()
+            if r.state == RequestState.PENDING and r.expires_at <= now and r.delivery_mode == mode
+        ]
+        return _copy(sorted(overdue, key=lambda r: (r.expires_at, r.id_hash))[:limit])
+
+    def _append_events(self, id_hash: str, events: Sequence[TimelineEvent]) -> None:
+        self._timelines.setdefault(id_hash, []).extend(_copy(list(events)))
 
     async def count_pending(self, subject: str, now: float) -> int:
         return sum(
@@ -326,9 +372,12 @@ class MemoryStorage:
         self.users: UserDirectory = MemoryUserDirectory()
         tokens = MemoryTokenStore()
         self.tokens: TokenStore = tokens
-        self.requests: AuthRequestStore = MemoryAuthRequestStore(tokens)
+        outbox = MemoryOutboxStore()
+        self.outbox: OutboxStore = outbox
+        self.requests: AuthRequestStore = MemoryAuthRequestStore(tokens, outbox)
         self.replay: ReplayGuard = MemoryReplayGuard()
         self.keys: KeyStore = MemoryKeyStore()
+        self.devices: MemoryDeviceStore = MemoryDeviceStore()
 
     async def ping(self) -> bool:
         return True

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
+from backchannel.outbox.runner import outbox_in_server
 from backchannel.protocol import paths
 from backchannel.protocol.endpoints import (
     backchannel,
@@ -27,6 +28,7 @@ from backchannel.protocol.endpoints import (
 )
 from backchannel.protocol.provider import Provider
 from backchannel.settings import Settings
+from backchannel.web import app_static
 from backchannel.web.adapter import (
     Handler,
     ProviderSlot,
@@ -34,6 +36,9 @@ from backchannel.web.adapter import (
     internal_error_response,
     json_response,
 )
+from backchannel.web.authenticator import authenticator_routes
+from backchannel.web.fast_routes import FastPostRoutes
+from backchannel.web.metrics import METRICS_PATH, HttpMetrics, metrics_endpoint
 from backchannel.web.middleware import RequestContext
 
 ProviderFactory = Callable[[], Awaitable[Provider]]
@@ -59,17 +64,33 @@ def build_app(
         built = await provider_factory()
         slot.set(built)
         try:
-            yield
+            async with outbox_in_server(built):
+                yield
         finally:
             slot.set(None)
+            await built.events.close()
             await built.storage.close()
 
+    routes = _routes(settings, slot, prefix)
     app = Starlette(
-        routes=_routes(settings, slot, prefix),
+        routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
-    return RequestContext(app, access_log=settings.server.access_log)
+    fast = FastPostRoutes(app, slot, routes, _hot_handlers(settings, prefix))
+    served = RequestContext(fast, access_log=settings.server.access_log)
+    return HttpMetrics(served) if settings.metrics.enabled else served
+
+
+def _hot_handlers(settings: Settings, prefix: str) -> dict[str, Handler]:
+    """The POST endpoints of every CIBA flow, answered by ``FastPostRoutes``."""
+    hot: dict[str, Handler] = {
+        prefix + paths.BACKCHANNEL: backchannel.handle,
+        prefix + paths.TOKEN: token.handle,
+    }
+    if settings.testing.automated_approval:
+        hot[prefix + paths.TEST_APPROVE] = testing.approve_hook
+    return hot
 
 
 def _routes(settings: Settings, slot: ProviderSlot, prefix: str) -> list[BaseRoute]:
@@ -87,8 +108,12 @@ def _routes(settings: Settings, slot: ProviderSlot, prefix: str) -> list[BaseRou
         Route(paths.HEALTH, _health, methods=["GET"]),
         Route(paths.READY, _ready_endpoint(slot), methods=["GET"]),
     ]
+    if settings.metrics.enabled:
+        routes.append(Route(METRICS_PATH, metrics_endpoint(slot), methods=["GET"]))
     if settings.testing.automated_approval:
         routes.append(route(paths.TEST_APPROVE, testing.approve_hook, ["POST"]))
+    routes.extend(authenticator_routes(slot, prefix))
+    routes.extend(app_static.routes(prefix))
     return routes
 
 

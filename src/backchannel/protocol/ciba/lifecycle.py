@@ -11,11 +11,18 @@ and re-reads. Each transition appends one event to the request's timeline.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from backchannel.protocol.errors import Conflict
-from backchannel.protocol.model import AuthRequest, RefreshToken, RequestState, TimelineEvent
+from backchannel.protocol.model import (
+    AuthRequest,
+    OutboxEntry,
+    RefreshToken,
+    RequestState,
+    TimelineEvent,
+)
 from backchannel.protocol.provider import Provider
 
 _ALLOWED = {
@@ -58,36 +65,60 @@ async def expire_if_overdue(provider: Provider, request: AuthRequest) -> AuthReq
     return await _reload(provider, request)
 
 
+async def expire(
+    provider: Provider, request: AuthRequest, deliveries: Sequence[OutboxEntry] = ()
+) -> bool:
+    """pending (or approved/denied) -> expired now, enqueueing ``deliveries`` with it (a push
+    client's ``expired_token``). False when the request changed first."""
+    _check_allowed(request.state, RequestState.EXPIRED)
+    expired = replace(request, state=RequestState.EXPIRED)
+    return await provider.storage.requests.transition(
+        expired, request.state, event(provider, "expired"), deliveries
+    )
+
+
 async def approve(
     provider: Provider,
     request: AuthRequest,
     *,
     acr: str | None,
     amr: tuple[str, ...],
+    deliveries: Sequence[OutboxEntry] = (),
     **detail: Any,
 ) -> AuthRequest:
-    """pending -> approved, recording how the user authenticated."""
+    """pending -> approved, recording how the user authenticated; ``deliveries`` (a ping)
+    are enqueued in the same step."""
     now = provider.clock.now()
     approved = replace(
         request, state=RequestState.APPROVED, decided_at=now, auth_time=now, acr=acr, amr=amr
     )
-    return await _decide(provider, request, approved, "approved", detail)
+    return await _decide(provider, request, approved, "approved", detail, deliveries)
 
 
-async def deny(provider: Provider, request: AuthRequest, **detail: Any) -> AuthRequest:
-    """pending -> denied."""
+async def deny(
+    provider: Provider,
+    request: AuthRequest,
+    *,
+    deliveries: Sequence[OutboxEntry] = (),
+    **detail: Any,
+) -> AuthRequest:
+    """pending -> denied; ``deliveries`` (a ping, or a push error) go in the same step."""
     denied = replace(request, state=RequestState.DENIED, decided_at=provider.clock.now())
-    return await _decide(provider, request, denied, "denied", detail)
+    return await _decide(provider, request, denied, "denied", detail, deliveries)
 
 
 async def redeem(
-    provider: Provider, request: AuthRequest, refresh_token: RefreshToken | None
+    provider: Provider,
+    request: AuthRequest,
+    refresh_token: RefreshToken | None,
+    deliveries: Sequence[OutboxEntry] = (),
 ) -> bool:
-    """approved -> redeemed exactly once; the refresh token is stored in the same step."""
+    """approved -> redeemed exactly once; the refresh token is stored and ``deliveries`` (the
+    push of the tokens) enqueued in the same step."""
     _check_allowed(request.state, RequestState.REDEEMED)
     redeemed = replace(request, state=RequestState.REDEEMED)
     return await provider.storage.requests.redeem(
-        redeemed, event(provider, "redeemed"), refresh_token
+        redeemed, event(provider, "redeemed"), refresh_token, deliveries
     )
 
 
@@ -97,12 +128,13 @@ async def _decide(
     decided: AuthRequest,
     kind: str,
     detail: dict[str, Any],
+    deliveries: Sequence[OutboxEntry] = (),
 ) -> AuthRequest:
     current = await expire_if_overdue(provider, current)
     if current.state is not RequestState.PENDING:
         raise NotPending(f"the request is {current.state.value}, not pending")
     if not await provider.storage.requests.transition(
-        decided, RequestState.PENDING, event(provider, kind, **detail)
+        decided, RequestState.PENDING, event(provider, kind, **detail), deliveries
     ):
         latest = await _reload(provider, current)
         raise NotPending(f"the request is {latest.state.value}, not pending")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from backchannel.protocol.ciba import lifecycle
+from backchannel.protocol.ciba import delivery, lifecycle
 from backchannel.protocol.errors import InvalidRequest, NotFound
+from backchannel.protocol.events import request_topic
 from backchannel.protocol.model import AuthRequest
 from backchannel.protocol.provider import Provider
 
@@ -33,17 +34,29 @@ async def decide(
     amr: tuple[str, ...] = (),
     **detail: Any,
 ) -> AuthRequest:
-    """pending -> approved | denied. Raises ``lifecycle.NotPending`` (409) otherwise."""
+    """pending -> approved | denied, then held long polls are woken (in every process, with
+    a cross-process event bus). Raises ``lifecycle.NotPending`` (409) otherwise.
+
+    Ping and push notifications are enqueued with the decision (``ciba.delivery``)."""
+    await delivery.expire_push_if_overdue(provider, request)
+    deliveries = await delivery.decision_deliveries(provider, request, approved=approve)
     if approve:
-        return await lifecycle.approve(
+        decided = await lifecycle.approve(
             provider,
             request,
             acr=choose_acr(request, acr),
             amr=amr,
+            deliveries=deliveries,
             channel=channel,
             **detail,
         )
-    return await lifecycle.deny(provider, request, channel=channel, **detail)
+        await delivery.after_approval(provider, decided)
+    else:
+        decided = await lifecycle.deny(
+            provider, request, deliveries=deliveries, channel=channel, **detail
+        )
+    await provider.events.publish(request_topic(decided.id_hash))
+    return decided
 
 
 def choose_acr(request: AuthRequest, achieved: str | None) -> str | None:

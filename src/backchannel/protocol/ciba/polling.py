@@ -4,16 +4,16 @@ In order: a push-mode client may not use the grant (item 106); the auth_req_id m
 this client's (items 91, 104 — unknown and foreign look the same); an overdue request
 expires (item 102); then the state answers: denied -> access_denied with 400 (item 103),
 redeemed -> invalid_grant (item 97), pending -> slow_down or authorization_pending
-(items 100, 101, P7), approved -> tokens, redeemed exactly once (item 97).
+(items 100, 101, P7; held first with long polling, item 93), approved -> tokens,
+redeemed exactly once (item 97).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import NoReturn
 
 from backchannel.protocol import tokens
-from backchannel.protocol.ciba import lifecycle
+from backchannel.protocol.ciba import lifecycle, long_poll
 from backchannel.protocol.errors import (
     AccessDenied,
     AuthorizationPending,
@@ -42,12 +42,13 @@ async def poll(provider: Provider, client: Client, auth_req_id: str) -> TokenSet
     if request.delivery_mode is DeliveryMode.PUSH:
         raise UnauthorizedClient("this request delivers its result by push")
     request = await lifecycle.expire_if_overdue(provider, request)
+    if request.state is RequestState.PENDING:
+        request = await _poll_pending(provider, request)
     match request.state:
         case RequestState.APPROVED:
             return await redeem_approved(provider, client, request)
         case RequestState.PENDING:
-            # Long polling (settings.ciba.long_poll_seconds) will wait here before answering.
-            await _answer_pending(provider, request)
+            raise AuthorizationPending("the user has not answered yet")
         case RequestState.DENIED:
             raise AccessDenied("the user denied the request", status=400)
         case RequestState.EXPIRED:
@@ -63,24 +64,34 @@ async def _own_request(provider: Provider, client: Client, auth_req_id: str) -> 
     return request
 
 
-async def _answer_pending(provider: Provider, request: AuthRequest) -> NoReturn:
-    """Record this poll; too fast (or overlapping, item 95) -> slow_down, which raises the
-    interval for the rest of the request's life (item 101, P7)."""
-    now = provider.clock.now()
-    previous = request.last_polled_at
-    if previous is not None and now - previous < request.interval:
-        grown = request.interval + provider.settings.ciba.slow_down_increment
-        updated = replace(request, last_polled_at=now, interval=grown)
-        slow = lifecycle.event(provider, "slow_down", interval=grown)
-        if await provider.storage.requests.record_poll(updated, previous, slow):
-            raise SlowDown(f"poll at most every {grown} seconds")
-        raise SlowDown(f"poll at most every {request.interval} seconds")
-    polled = replace(request, last_polled_at=now)
+async def _poll_pending(provider: Provider, request: AuthRequest) -> AuthRequest:
+    """Record this poll; too fast (or overlapping, item 95) -> slow_down. With long polling
+    on (item 93) the poll is held first; the request as it is when the answer is due."""
+    await _refuse_fast_poll(provider, request)
+    seconds = long_poll.hold_seconds(provider, request)
+    if seconds > 0:
+        return await long_poll.hold(provider, request, seconds)
+    polled = replace(request, last_polled_at=provider.clock.now())
     if not await provider.storage.requests.record_poll(
-        polled, previous, lifecycle.event(provider, "polled")
+        polled, request.last_polled_at, lifecycle.event(provider, "polled")
     ):
         raise SlowDown("overlapping polls for the same auth_req_id")
-    raise AuthorizationPending("the user has not answered yet")
+    return polled
+
+
+async def _refuse_fast_poll(provider: Provider, request: AuthRequest) -> None:
+    """slow_down raises the interval for the rest of the request's life (item 101, P7).
+    During a long poll the stored last poll lies ahead: any other poll is too fast."""
+    now = provider.clock.now()
+    previous = request.last_polled_at
+    if previous is None or now - previous >= request.interval:
+        return
+    grown = request.interval + provider.settings.ciba.slow_down_increment
+    updated = replace(request, last_polled_at=now, interval=grown)
+    slow = lifecycle.event(provider, "slow_down", interval=grown)
+    if await provider.storage.requests.record_poll(updated, previous, slow):
+        raise SlowDown(f"poll at most every {grown} seconds")
+    raise SlowDown(f"poll at most every {request.interval} seconds")
 
 
 async def redeem_approved(provider: Provider, client: Client, request: AuthRequest) -> TokenSet:

@@ -28,6 +28,7 @@ from typing import Literal
 
 import orjson
 
+from backchannel.protocol.ciba.authorization_details import check_entry
 from backchannel.protocol.errors import (
     InvalidAuthorizationDetails,
     InvalidRequest,
@@ -221,5 +222,6 @@ def _authorization_details(value: object, client: Client) -> list[JSON] | None:
             raise InvalidAuthorizationDetails(
                 f"authorization_details type {entry['type']} is not allowed for this client"
             )
+        check_entry(entry)  # type-specific rules (payment_initiation, item 174)
         details.append(entry)
     return details

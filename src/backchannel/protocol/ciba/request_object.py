@@ -1,7 +1,8 @@
 """Signed authentication requests: the ``request`` parameter (CIBA §7.1.1, items 50-65, P4).
 
 Only clients that registered ``backchannel_authentication_request_signing_alg`` may send
-one, signed with exactly that (asymmetric) algorithm and a key from their ``jwks``.
+one, signed with exactly that (asymmetric) algorithm and a key from their ``jwks`` or the
+JWK set at their ``jwks_uri``.
 Every failure is ``invalid_request`` with a description saying what was wrong (item 65):
 CIBA has no ``invalid_request_object``.
 
@@ -16,13 +17,14 @@ from backchannel.protocol.ciba.request import PARAMETERS
 from backchannel.protocol.client_auth import (
     CLIENT_AUTH_FIELDS,
     audience_contains,
-    client_verifier,
     is_number,
+    verify_client_jwt,
 )
 from backchannel.protocol.errors import InvalidRequest
 from backchannel.protocol.http import Form
 from backchannel.protocol.jose import JoseError, peek_header
 from backchannel.protocol.model import JSON, Client
+from backchannel.protocol.ports import FetchError
 from backchannel.protocol.provider import Provider
 
 REQUIRED_CLAIMS = ("exp", "iat", "nbf", "jti")
@@ -37,7 +39,7 @@ async def verify_request_object(provider: Provider, client: Client, form: Form) 
     token = form.required("request")
     _check_form_beside_request(form)
     alg = _registered_alg(client)
-    claims = _verified_claims(client, token, alg)
+    claims = await _verified_claims(provider, client, token, alg)
     _check_claims(provider, client, claims)
     await _remember_jti(provider, client, claims)
     return claims
@@ -58,14 +60,16 @@ def _registered_alg(client: Client) -> str:
     return client.request_signing_alg
 
 
-def _verified_claims(client: Client, token: str, alg: str) -> JSON:
+async def _verified_claims(provider: Provider, client: Client, token: str, alg: str) -> JSON:
     try:
         header = peek_header(token)
         if header.get("alg") != alg:
             raise InvalidRequest(f"the request must be signed with {alg}")
-        _header, claims = client_verifier(client).verify(token, [alg])
+        _header, claims = await verify_client_jwt(provider, client, token, [alg])
     except JoseError as exc:
         raise InvalidRequest(f"request: {exc}") from None
+    except FetchError as exc:
+        raise InvalidRequest(f"request: cannot get the client's keys: {exc}") from None
     return claims
 
 

@@ -8,9 +8,11 @@ AuthRequest and acknowledge it (§7.3). Only the keyed hash of the ``auth_req_id
 
 from __future__ import annotations
 
+from backchannel.authenticator import notify
 from backchannel.protocol import paths
 from backchannel.protocol.ciba import lifecycle
 from backchannel.protocol.ciba.binding import check_binding_message, check_user_code
+from backchannel.protocol.ciba.delivery import seal_request_secret
 from backchannel.protocol.ciba.hints import resolve_hint
 from backchannel.protocol.ciba.request import (
     BackchannelParams,
@@ -39,15 +41,18 @@ async def handle(provider: Provider, request: HttpRequest) -> HttpResponse:
     ensure_ciba_client(client)
     params = await _read_params(provider, client, form)
     user = await resolve_hint(provider, client, params)
+    await notify.admit(provider, client, user, params.binding_message)  # anti push-bombing
     binding_message = check_binding_message(
         params.binding_message, provider.settings.ciba.binding_message_max_length
     )
     await check_user_code(provider, client, user, params.user_code)
     auth_req_id = provider.random.token(AUTH_REQ_ID_BYTES)
     auth_request = _new_auth_request(provider, auth_req_id, client, user, params, binding_message)
+    consent = await notify.record_consent(provider, client, auth_request)
     await lifecycle.start(
         provider, auth_request, client_id=client.client_id, hint_kind=params.hint_kind
     )
+    await notify.announce(provider, client, auth_request, consent)
     return HttpResponse.json(_acknowledgement(auth_req_id, auth_request), no_store=True)
 
 
@@ -69,8 +74,9 @@ def _new_auth_request(
     ciba = provider.settings.ciba
     now = provider.clock.now()
     expires_in = min(params.requested_expiry or ciba.default_expires_in, ciba.max_expires_in)
+    id_hash = provider.hasher.fast(auth_req_id)
     return AuthRequest(
-        id_hash=provider.hasher.fast(auth_req_id),
+        id_hash=id_hash,
         client_id=client.client_id,
         subject=user.subject,
         scope=params.scope,
@@ -80,7 +86,10 @@ def _new_auth_request(
         interval=ciba.interval,
         acr_values=params.acr_values,
         binding_message=binding_message,
-        client_notification_token=params.client_notification_token,
+        # Never stored in plaintext: sealed, with the auth_req_id, for the notification.
+        delivery_secret=seal_request_secret(
+            provider, id_hash, auth_req_id, params.client_notification_token
+        ),
         authorization_details=params.authorization_details,
         requested_expiry=params.requested_expiry,
     )

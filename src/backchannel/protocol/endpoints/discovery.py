@@ -16,7 +16,7 @@ from backchannel.protocol.provider import Provider
 
 CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 GRANT_TYPES = (CIBA_GRANT, "refresh_token")
-DELIVERY_MODES = ("poll",)
+DELIVERY_MODES = ("poll", "ping", "push")
 CLIENT_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 CLIENT_ASSERTION_ALGS = ("PS256", "ES256", "RS256")
 REQUEST_OBJECT_ALGS = ("PS256", "ES256", "RS256")

@@ -49,7 +49,8 @@ async def _access_token(provider: Provider, client: Client, token: str) -> JSON 
     if claims.get("client_id") != client.client_id:
         return None
     body: JSON = {"active": True, "token_type": "Bearer"}
-    for name in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti"):
+    for name in ("scope", "client_id", "sub", "exp", "iat", "iss", "aud", "jti",
+                 "authorization_details"):  # fmt: skip
         if name in claims:
             body[name] = claims[name]
     return body
@@ -61,7 +62,7 @@ async def _refresh_token(provider: Provider, client: Client, token: str) -> JSON
         return None
     if not tokens.is_refresh_token_active(provider, stored):
         return None
-    return {
+    body: JSON = {
         "active": True,
         "token_type": "refresh_token",
         "scope": " ".join(stored.scope),
@@ -71,3 +72,6 @@ async def _refresh_token(provider: Provider, client: Client, token: str) -> JSON
         "iat": int(stored.created_at),
         "iss": provider.issuer,
     }
+    if stored.authorization_details is not None:  # item 178
+        body["authorization_details"] = stored.authorization_details
+    return body

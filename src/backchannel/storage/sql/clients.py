@@ -7,11 +7,10 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backchannel.protocol.model import AuthMethod, Client, DeliveryMode
 from backchannel.protocol.ports import DuplicateError, MissingError
-from backchannel.storage.sql.engine import read_engine
+from backchannel.storage.sql.engine import Database, read_engine
 from backchannel.storage.sql.tables import clients
 
 _GET = select(clients).where(clients.c.client_id == bindparam("b_client_id"))
@@ -40,6 +39,8 @@ def client_to_row(client: Client) -> dict[str, Any]:
         "authorization_details_types": list(client.authorization_details_types),
         "created_at": client.created_at,
         "updated_at": client.updated_at,
+        "binding_code_choice": client.binding_code_choice,
+        "require_user_verification": client.require_user_verification,
     }
 
 
@@ -63,11 +64,13 @@ def client_from_row(row: RowMapping) -> Client:
         authorization_details_types=tuple(row["authorization_details_types"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        binding_code_choice=bool(row["binding_code_choice"]),
+        require_user_verification=bool(row["require_user_verification"]),
     )
 
 
 class SqlClientStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self._engine = engine
         self._reader = read_engine(engine)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from backchannel.storage.sql.engine import Database
 
 
-def upsert_insert(engine: AsyncEngine, table: Table) -> sqlite.Insert | postgresql.Insert:
+def upsert_insert(engine: Database, table: Table) -> sqlite.Insert | postgresql.Insert:
     if engine.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)

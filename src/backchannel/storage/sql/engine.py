@@ -1,45 +1,95 @@
-"""Engines for the two supported drivers, configured the way Backchannel needs them."""
+"""Engines for the two supported drivers, configured the way Backchannel needs them.
+
+The stores talk to a ``Database``: on PostgreSQL that is SQLAlchemy's ``AsyncEngine``
+(asyncpg, pooled); on SQLite it is ``LoopSqliteDatabase``, one stdlib connection used from
+the event-loop thread (see ``loop_sqlite``). Alembic keeps using an async engine for both.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql.base import Executable
 
 from backchannel.settings import DatabaseSettings
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine.interfaces import _CoreAnyExecuteParams, _CoreSingleExecuteParams
 
-def _json_dumps(value: Any) -> str:
+
+class DatabaseConnection(Protocol):
+    """What the stores do with a connection: run a statement, read one value."""
+
+    async def execute(
+        self, statement: Executable, parameters: _CoreAnyExecuteParams | None = None
+    ) -> CursorResult[Any]: ...
+
+    async def scalar(
+        self, statement: Executable, parameters: _CoreSingleExecuteParams | None = None
+    ) -> Any: ...
+
+
+class Database(Protocol):
+    """What the stores need from an engine. ``begin()`` is one committed transaction;
+    ``connect()`` is for reads."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def begin(self) -> AbstractAsyncContextManager[DatabaseConnection]: ...
+
+    def connect(self) -> AbstractAsyncContextManager[DatabaseConnection]: ...
+
+    async def dispose(self) -> None: ...
+
+
+def json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode("utf-8")
 
 
-def create_engine(db: DatabaseSettings) -> AsyncEngine:
-    """An async engine: SQLite (file created on demand, WAL) or PostgreSQL (pooled)."""
-    if db.is_sqlite:
-        return _sqlite_engine(db)
-    return create_async_engine(
-        db.url,
-        pool_size=db.pool_size,
-        json_serializer=_json_dumps,
-        json_deserializer=orjson.loads,
-    )
+JSON_OPTIONS: dict[str, Callable[..., Any]] = {
+    "json_serializer": json_dumps,
+    "json_deserializer": orjson.loads,
+}
 
 
-def _sqlite_engine(db: DatabaseSettings) -> AsyncEngine:
-    _create_parent_directory(db.url)
-    engine = create_async_engine(
-        db.url, json_serializer=_json_dumps, json_deserializer=orjson.loads
-    )
-    pragmas = (
+def sqlite_pragmas(db: DatabaseSettings) -> tuple[str, ...]:
+    return (
         "PRAGMA journal_mode=WAL",
         f"PRAGMA busy_timeout={int(db.sqlite_busy_timeout_ms)}",
         "PRAGMA synchronous=NORMAL",
         "PRAGMA foreign_keys=ON",
     )
+
+
+def open_database(db: DatabaseSettings) -> Database:
+    """The ``Database`` the stores use at run time."""
+    if db.is_sqlite:
+        from backchannel.storage.sql.loop_sqlite import LoopSqliteDatabase
+
+        return LoopSqliteDatabase(db)
+    return create_engine(db)
+
+
+def create_engine(db: DatabaseSettings) -> AsyncEngine:
+    """An async engine: SQLite (file created on demand, WAL) or PostgreSQL (pooled).
+    Used for migrations and for PostgreSQL at run time."""
+    if db.is_sqlite:
+        return _sqlite_engine(db)
+    return create_async_engine(db.url, pool_size=db.pool_size, **JSON_OPTIONS)
+
+
+def _sqlite_engine(db: DatabaseSettings) -> AsyncEngine:
+    create_parent_directory(db.url)
+    engine = create_async_engine(db.url, **JSON_OPTIONS)
+    pragmas = sqlite_pragmas(db)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -51,16 +101,16 @@ def _sqlite_engine(db: DatabaseSettings) -> AsyncEngine:
     return engine
 
 
-def _create_parent_directory(url: str) -> None:
+def create_parent_directory(url: str) -> None:
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
         Path(database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def read_engine(engine: AsyncEngine) -> AsyncEngine:
+def read_engine(engine: Database) -> Database:
     """The engine for single-statement reads. On PostgreSQL it runs them in autocommit, which
-    saves the BEGIN and ROLLBACK round trips; SQLite's driver never opens a transaction for
-    a SELECT anyway. Shares the pool with ``engine``."""
-    if engine.dialect.name == "postgresql":
+    saves the BEGIN and ROLLBACK round trips; on SQLite reads never open a transaction
+    anyway. Shares the pool with ``engine``."""
+    if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
         return engine.execution_options(isolation_level="AUTOCOMMIT")
     return engine

@@ -7,11 +7,10 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backchannel.protocol.model import SigningKey
 from backchannel.protocol.ports import DuplicateError, MissingError
-from backchannel.storage.sql.engine import read_engine
+from backchannel.storage.sql.engine import Database, read_engine
 from backchannel.storage.sql.tables import signing_keys
 
 _LIST = select(signing_keys).order_by(signing_keys.c.created_at, signing_keys.c.kid)
@@ -45,7 +44,7 @@ def key_from_row(row: RowMapping) -> SigningKey:
 
 
 class SqlKeyStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self._engine = engine
         self._reader = read_engine(engine)
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from sqlalchemy import Double, bindparam
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backchannel.storage.sql.dialect import upsert_insert
+from backchannel.storage.sql.engine import Database
 from backchannel.storage.sql.tables import replay_keys
 
 
 class SqlReplayGuard:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self._engine = engine
         insert = upsert_insert(engine, replay_keys)
         # Insert, or take over an expired entry; a live entry makes the statement a no-op,

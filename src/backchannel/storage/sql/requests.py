@@ -6,31 +6,37 @@ whose row count says who won, with the timeline event written in the same transa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Double, Integer, bindparam, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from backchannel.protocol.model import (
     AuthRequest,
     DeliveryMode,
+    OutboxEntry,
     RefreshToken,
     RequestState,
     TimelineEvent,
 )
 from backchannel.protocol.ports import DuplicateError, MissingError
 from backchannel.storage.memory import MUTABLE_REQUEST_FIELDS
-from backchannel.storage.sql.engine import read_engine
+from backchannel.storage.sql.engine import Database, DatabaseConnection, read_engine
+from backchannel.storage.sql.outbox import insert_entries
 from backchannel.storage.sql.tables import auth_requests, refresh_tokens, timeline_events
 from backchannel.storage.sql.tokens import refresh_token_to_row
 
 t = auth_requests
 _BY_ID = t.c.id_hash == bindparam("b_id")
 _GET = select(t).where(_BY_ID)
-_TRANSITION = update(t).where(_BY_ID, t.c.state == bindparam("b_expected"))
+# Every mutable field bound by name: one statement (and one cache entry) for every write.
+_MUTABLE_BINDS = {
+    name: bindparam(f"v_{name}", type_=t.c[name].type) for name in MUTABLE_REQUEST_FIELDS
+}
+_TRANSITION = update(t).where(_BY_ID, t.c.state == bindparam("b_expected")).values(_MUTABLE_BINDS)
 _POLL_VALUES = {
     "last_polled_at": bindparam("v_last_polled_at", type_=Double()),
     "interval": bindparam("v_interval", type_=Integer()),
@@ -66,6 +72,29 @@ _EXPIRE = (
     .values(state=RequestState.EXPIRED.value)
     .returning(t.c.id_hash)
 )
+
+
+def _expire_modes(modes: Sequence[DeliveryMode]) -> Any:
+    """``_EXPIRE`` restricted to some delivery modes."""
+    candidates = (
+        select(t.c.id_hash)
+        .where(
+            t.c.state == _PENDING,
+            t.c.expires_at <= bindparam("b_now", type_=Double()),
+            t.c.delivery_mode.in_([m.value for m in modes]),
+        )
+        .order_by(t.c.expires_at)
+        .limit(bindparam("b_limit", type_=Integer()))
+        .scalar_subquery()
+    )
+    return (
+        update(t)
+        .where(t.c.id_hash.in_(candidates), t.c.state.concat("") == _PENDING)
+        .values(state=RequestState.EXPIRED.value)
+        .returning(t.c.id_hash)
+    )
+
+
 _COUNT_PENDING = select(func.count()).where(
     t.c.subject == bindparam("b_subject"),
     t.c.state == _PENDING,
@@ -87,6 +116,7 @@ def request_to_row(request: AuthRequest) -> dict[str, Any]:
         "acr_values": list(request.acr_values),
         "binding_message": request.binding_message,
         "client_notification_token": request.client_notification_token,
+        "delivery_secret": request.delivery_secret,
         "authorization_details": request.authorization_details,
         "requested_expiry": request.requested_expiry,
         "last_polled_at": request.last_polled_at,
@@ -111,6 +141,7 @@ def request_from_row(row: RowMapping) -> AuthRequest:
         acr_values=tuple(row["acr_values"]),
         binding_message=row["binding_message"],
         client_notification_token=row["client_notification_token"],
+        delivery_secret=row["delivery_secret"],
         authorization_details=row["authorization_details"],
         requested_expiry=row["requested_expiry"],
         last_polled_at=row["last_polled_at"],
@@ -127,11 +158,11 @@ def _event_row(id_hash: str, event: TimelineEvent) -> dict[str, Any]:
 
 def _mutable_values(request: AuthRequest) -> dict[str, Any]:
     row = request_to_row(request)
-    return {name: row[name] for name in MUTABLE_REQUEST_FIELDS}
+    return {f"v_{name}": row[name] for name in MUTABLE_REQUEST_FIELDS}
 
 
 class SqlAuthRequestStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self._engine = engine
         self._reader = read_engine(engine)
 
@@ -149,10 +180,20 @@ class SqlAuthRequestStore:
         return request_from_row(row) if row is not None else None
 
     async def transition(
-        self, request: AuthRequest, expected: RequestState, event: TimelineEvent
+        self,
+        request: AuthRequest,
+        expected: RequestState,
+        event: TimelineEvent,
+        deliveries: Sequence[OutboxEntry] = (),
     ) -> bool:
-        async with self._engine.begin() as conn:
-            return await self._conditional_write(conn, request, expected, event)
+        try:
+            async with self._engine.begin() as conn:
+                won = await self._conditional_write(conn, request, expected, event)
+                if won:
+                    await insert_entries(conn, deliveries)
+        except IntegrityError:
+            raise DuplicateError("outbox entry exists") from None
+        return won
 
     async def record_poll(
         self,
@@ -177,7 +218,11 @@ class SqlAuthRequestStore:
         return True
 
     async def redeem(
-        self, request: AuthRequest, event: TimelineEvent, refresh_token: RefreshToken | None
+        self,
+        request: AuthRequest,
+        event: TimelineEvent,
+        refresh_token: RefreshToken | None,
+        deliveries: Sequence[OutboxEntry] = (),
     ) -> bool:
         redeemed = replace(request, state=RequestState.REDEEMED)
         try:
@@ -185,8 +230,10 @@ class SqlAuthRequestStore:
                 won = await self._conditional_write(conn, redeemed, RequestState.APPROVED, event)
                 if won and refresh_token is not None:
                     await conn.execute(insert(refresh_tokens), refresh_token_to_row(refresh_token))
+                if won:
+                    await insert_entries(conn, deliveries)
         except IntegrityError:
-            raise DuplicateError("refresh token exists") from None
+            raise DuplicateError("refresh token or outbox entry exists") from None
         return won
 
     async def add_event(self, id_hash: str, event: TimelineEvent) -> None:
@@ -213,14 +260,28 @@ class SqlAuthRequestStore:
         statement = select(t).where(t.c.id_hash.startswith(ref, autoescape=True))
         return await self._select_many(statement.order_by(*_NEWEST_FIRST))
 
-    async def expire_overdue(self, now: float, limit: int = 1000) -> int:
+    async def expire_overdue(
+        self, now: float, limit: int = 1000, modes: Sequence[DeliveryMode] | None = None
+    ) -> int:
+        statement = _EXPIRE if modes is None else _expire_modes(modes)
         async with self._engine.begin() as conn:
-            result = await conn.execute(_EXPIRE, {"b_now": now, "b_limit": limit})
+            result = await conn.execute(statement, {"b_now": now, "b_limit": limit})
             expired = list(result.scalars())
             if expired:
                 event = TimelineEvent(at=now, kind="expired")
                 await conn.execute(_INSERT_EVENT, [_event_row(i, event) for i in expired])
         return len(expired)
+
+    async def list_overdue(
+        self, now: float, mode: DeliveryMode, limit: int = 100
+    ) -> list[AuthRequest]:
+        statement = (
+            select(t)
+            .where(t.c.state == _PENDING, t.c.expires_at <= now, t.c.delivery_mode == mode.value)
+            .order_by(t.c.expires_at, t.c.id_hash)
+            .limit(limit)
+        )
+        return await self._select_many(statement)
 
     async def count_pending(self, subject: str, now: float) -> int:
         async with self._reader.connect() as conn:
@@ -229,14 +290,14 @@ class SqlAuthRequestStore:
 
     async def _conditional_write(
         self,
-        conn: AsyncConnection,
+        conn: DatabaseConnection,
         request: AuthRequest,
         expected: RequestState,
         event: TimelineEvent,
     ) -> bool:
         params = {"b_id": request.id_hash, "b_expected": expected.value}
-        statement = _TRANSITION.values(_mutable_values(request))
-        if (await conn.execute(statement, params)).rowcount != 1:
+        params.update(_mutable_values(request))
+        if (await conn.execute(_TRANSITION, params)).rowcount != 1:
             return False
         await conn.execute(_INSERT_EVENT, _event_row(request.id_hash, event))
         return True

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backchannel.protocol.ports import (
     AuthRequestStore,
     ClientStore,
     KeyStore,
+    OutboxStore,
     ReplayGuard,
     TokenStore,
     UserDirectory,
 )
 from backchannel.settings import DatabaseSettings
 from backchannel.storage.sql.clients import SqlClientStore
-from backchannel.storage.sql.engine import create_engine
+from backchannel.storage.sql.devices import SqlDeviceStore
+from backchannel.storage.sql.engine import Database, open_database
 from backchannel.storage.sql.keys import SqlKeyStore
+from backchannel.storage.sql.outbox import SqlOutboxStore
 from backchannel.storage.sql.replay import SqlReplayGuard
 from backchannel.storage.sql.requests import SqlAuthRequestStore
 from backchannel.storage.sql.tokens import SqlTokenStore
@@ -27,7 +29,7 @@ _PING = text("SELECT 1")
 
 
 class SqlStorage:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self.engine = engine
         self.clients: ClientStore = SqlClientStore(engine)
         self.users: UserDirectory = SqlUserDirectory(engine)
@@ -35,6 +37,8 @@ class SqlStorage:
         self.tokens: TokenStore = SqlTokenStore(engine)
         self.replay: ReplayGuard = SqlReplayGuard(engine)
         self.keys: KeyStore = SqlKeyStore(engine)
+        self.outbox: OutboxStore = SqlOutboxStore(engine)
+        self.devices: SqlDeviceStore = SqlDeviceStore(engine)
 
     async def ping(self) -> bool:
         try:
@@ -49,4 +53,4 @@ class SqlStorage:
 
 
 async def open_sql_storage(db: DatabaseSettings) -> SqlStorage:
-    return SqlStorage(create_engine(db))
+    return SqlStorage(open_database(db))

@@ -57,6 +57,9 @@ clients = Table(
     Column("authorization_details_types", _json(), nullable=False),
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
+    # Authenticator policy (migration 0003).
+    Column("binding_code_choice", Boolean, nullable=False),
+    Column("require_user_verification", Boolean, nullable=False),
 )
 
 users = Table(
@@ -91,6 +94,8 @@ auth_requests = Table(
     Column("acr_values", _json(), nullable=False),
     Column("binding_message", String, nullable=True),
     Column("client_notification_token", String, nullable=True),
+    # Sealed {"auth_req_id", "client_notification_token"} of a ping/push request (0002).
+    Column("delivery_secret", String, nullable=True),
     Column("authorization_details", _json(nullable=True), nullable=True),
     Column("requested_expiry", Integer, nullable=True),
     Column("last_polled_at", Double, nullable=True),

@@ -7,13 +7,12 @@ from typing import Any
 from sqlalchemy import Double, bindparam, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import BindParameter
 
 from backchannel.protocol.model import RefreshToken
 from backchannel.protocol.ports import DuplicateError
 from backchannel.storage.sql.dialect import upsert_insert
-from backchannel.storage.sql.engine import read_engine
+from backchannel.storage.sql.engine import Database, read_engine
 from backchannel.storage.sql.tables import refresh_tokens, revoked_access_tokens
 
 rt = refresh_tokens
@@ -73,7 +72,7 @@ def refresh_token_from_row(row: RowMapping) -> RefreshToken:
 
 
 class SqlTokenStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self._engine = engine
         self._reader = read_engine(engine)
         self._revoke_jti = (

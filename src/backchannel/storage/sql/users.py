@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Double, Integer, bindparam, case, delete, insert, select, update
+from sqlalchemy import Double, Integer, Select, bindparam, case, delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backchannel.protocol.model import User
-from backchannel.protocol.ports import DuplicateError, LookupKind, MissingError
-from backchannel.storage.sql.engine import read_engine
+from backchannel.protocol.ports import DuplicateError, LookupKind, MissingError, UserLookup
+from backchannel.storage.sql.engine import Database, read_engine
 from backchannel.storage.sql.tables import users
 
 _BY_SUBJECT = users.c.subject == bindparam("b_subject")
@@ -42,6 +43,13 @@ _RECORD_FAILURE = (
     )
     .returning(*users.c)
 )
+
+
+@functools.cache
+def _find_any(kinds: tuple[str, ...]) -> Select[Any]:
+    """``SELECT … WHERE kind0 = :b_0 OR kind1 = :b_1 …``, built once per shape of hint."""
+    conditions = [users.c[kind] == bindparam(f"b_{n}") for n, kind in enumerate(kinds)]
+    return select(users).where(or_(*conditions))
 
 
 def user_to_row(user: User) -> dict[str, Any]:
@@ -79,7 +87,7 @@ def user_from_row(row: RowMapping) -> User:
 
 
 class SqlUserDirectory:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self._engine = engine
         self._reader = read_engine(engine)
 
@@ -92,6 +100,21 @@ class SqlUserDirectory:
         async with self._reader.connect() as conn:
             row = (await conn.execute(_FIND[kind], {"b_value": value})).mappings().first()
         return user_from_row(row) if row is not None else None
+
+    async def find_first(self, lookups: Sequence[UserLookup]) -> User | None:
+        """One SELECT with the lookups OR-ed (each column is unique and indexed), then the
+        earliest lookup that matched a row wins."""
+        if not lookups:
+            return None
+        statement = _find_any(tuple(kind for kind, _ in lookups))
+        params = {f"b_{n}": value for n, (_, value) in enumerate(lookups)}
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(statement, params)).mappings().all()
+        for kind, value in lookups:
+            for row in rows:
+                if row[kind] == value:
+                    return user_from_row(row)
+        return None
 
     async def add_user(self, user: User) -> None:
         try:

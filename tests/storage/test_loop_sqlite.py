@@ -1,0 +1,140 @@
+"""SQLite on the event-loop thread (``storage.sql.loop_sqlite``): one connection per process,
+write transactions that take the write lock up front, every commit durable before return."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select, text
+
+from backchannel.settings import DatabaseSettings
+from backchannel.storage import migrate, open_storage
+from backchannel.storage.sql import SqlStorage
+from backchannel.storage.sql.loop_sqlite import LoopSqliteDatabase
+from backchannel.storage.sql.tables import replay_keys
+from tests.support.databases import sqlite_url
+
+pytestmark = pytest.mark.anyio
+
+WRITES_PER_WRITER = 150
+
+
+async def _migrated(tmp_path: Path) -> DatabaseSettings:
+    db = DatabaseSettings(url=sqlite_url(tmp_path))
+    await migrate.upgrade(db)
+    return db
+
+
+async def _read_then_write(db: DatabaseSettings, writer: int) -> None:
+    """Each transaction reads first, then writes: with deferred transactions two connections
+    doing this at once fail with ``database is locked`` instead of waiting."""
+    storage = await open_storage(db)
+    assert isinstance(storage, SqlStorage)
+    try:
+        for n in range(WRITES_PER_WRITER):
+            async with storage.engine.begin() as conn:
+                await conn.scalar(select(func.count()).select_from(replay_keys))
+                await conn.execute(insert(replay_keys), {"key": f"{writer}-{n}", "expires_at": 1.0})
+            await asyncio.sleep(0)
+    finally:
+        await storage.close()
+
+
+def _writer_thread(db: DatabaseSettings, writer: int, errors: list[BaseException]) -> None:
+    try:
+        asyncio.run(_read_then_write(db, writer))
+    except BaseException as error:  # reported by the test below
+        errors.append(error)
+
+
+async def test_concurrent_writers_on_one_file_never_see_database_is_locked(
+    tmp_path: Path,
+) -> None:
+    """Two connections (as two server processes have), each on its own thread and loop."""
+    db = await _migrated(tmp_path)
+    errors: list[BaseException] = []
+    threads = [
+        threading.Thread(target=_writer_thread, args=(db, writer, errors)) for writer in (1, 2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    storage = await open_storage(db)
+    try:
+        assert await storage.replay.remember("1-0", 2.0, 0.0) is False  # committed, visible
+        assert isinstance(storage, SqlStorage)
+        async with storage.engine.connect() as conn:
+            count = await conn.scalar(select(func.count()).select_from(replay_keys))
+        assert count == 2 * WRITES_PER_WRITER
+    finally:
+        await storage.close()
+
+
+async def test_failed_transaction_is_rolled_back_and_the_connection_stays_usable(
+    tmp_path: Path,
+) -> None:
+    db = await _migrated(tmp_path)
+    database = LoopSqliteDatabase(db)
+    try:
+        with pytest.raises(RuntimeError):
+            async with database.begin() as conn:
+                await conn.execute(insert(replay_keys), {"key": "gone", "expires_at": 1.0})
+                raise RuntimeError("abort")
+        async with database.begin() as conn:
+            await conn.execute(insert(replay_keys), {"key": "kept", "expires_at": 1.0})
+        async with database.connect() as conn:
+            keys = (await conn.execute(select(replay_keys.c.key))).scalars().all()
+        assert keys == ["kept"]
+    finally:
+        await database.dispose()
+
+
+async def test_commit_is_visible_to_another_connection_when_the_block_ends(
+    tmp_path: Path,
+) -> None:
+    db = await _migrated(tmp_path)
+    writer, reader = LoopSqliteDatabase(db), LoopSqliteDatabase(db)
+    try:
+        async with writer.begin() as conn:
+            await conn.execute(insert(replay_keys), {"key": "k", "expires_at": 1.0})
+        async with reader.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(replay_keys)) == 1
+    finally:
+        await writer.dispose()
+        await reader.dispose()
+
+
+async def test_an_empty_write_block_releases_the_write_lock(tmp_path: Path) -> None:
+    db = await _migrated(tmp_path)
+    quick = db.model_copy(update={"sqlite_busy_timeout_ms": 50})
+    first, second = LoopSqliteDatabase(quick), LoopSqliteDatabase(quick)
+    try:
+        async with first.begin():
+            pass
+        with pytest.raises(RuntimeError):
+            async with first.begin():
+                raise RuntimeError("abort before any statement")
+        async with second.begin() as conn:
+            await conn.execute(insert(replay_keys), {"key": "k", "expires_at": 1.0})
+    finally:
+        await first.dispose()
+        await second.dispose()
+
+
+async def test_pragmas_are_applied(tmp_path: Path) -> None:
+    db = await _migrated(tmp_path)
+    database = LoopSqliteDatabase(db)
+    try:
+        async with database.connect() as conn:
+            values = [
+                await conn.scalar(text(f"PRAGMA {name}"))
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            ]
+        assert values == ["wal", 1, 1, int(db.sqlite_busy_timeout_ms)]
+    finally:
+        await database.dispose()
