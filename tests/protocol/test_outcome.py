@@ -49,6 +49,14 @@ async def test_item_129_acr_falls_back_to_the_first_requested_value_then_none() 
     assert (await outcome.decide(provider, without, approve=True, channel="test")).acr is None
 
 
+async def test_items_37_129_other_channels_never_claim_a_level_nobody_achieved() -> None:
+    provider = await make_provider()
+    client = await add_client(provider)
+    _, request = await pending_request(provider, client, acr_values=("urn:acr:3",))
+    decided = await outcome.decide(provider, request, approve=True, channel="cli")
+    assert decided.acr is None
+
+
 async def test_deny_then_a_second_decision_is_refused_with_409() -> None:
     provider = await make_provider()
     client = await add_client(provider)

@@ -30,7 +30,6 @@ from backchannel.authenticator import assurance, consent, webauthn_uv
 from backchannel.protocol import jose
 from backchannel.protocol.ciba import outcome
 from backchannel.protocol.errors import AccessDenied, InvalidRequest, NotFound
-from backchannel.protocol.events import user_topic
 from backchannel.protocol.model import JSON, AuthRequest, Client, Consent, Device, Pause, Report
 from backchannel.protocol.provider import Provider
 
@@ -71,7 +70,6 @@ async def decide(provider: Provider, device: Device, request_id: str, body: JSON
         )  # fmt: skip
         if statement.decision == "report":
             await _report(provider, device, request)
-    await provider.events.publish(user_topic(device.subject))
     return {"result": RESULTS[statement.decision]}
 
 

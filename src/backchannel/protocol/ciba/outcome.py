@@ -1,12 +1,14 @@
 """The one place a user's approve/deny lands, whatever the channel it came through
-(operator CLI, the test hook, later the authenticator app).
+(the authenticator app and device SDK, the operator CLI, the test hook).
 
-Which ``acr`` an approval carries (item 129), kept deliberately simple until the
-authenticator reports real assurance levels:
+Which ``acr`` an approval carries (items 37, 129) — the id_token says what happened:
 
-1. the ``acr`` the channel says it achieved, when it says one;
-2. otherwise the first of the request's ``acr_values``;
-3. otherwise none.
+1. the ``acr`` the channel reports it achieved (the authenticator maps device key and
+   WebAuthn user verification to levels, see ``authenticator/assurance.py``; an operator
+   may state one with ``requests approve --acr``);
+2. on the automated test hook only (``channel="test"``, conformance and load tests), the
+   first of the request's ``acr_values``, since that channel stands in for a real device;
+3. otherwise none: a requested level nobody achieved is never claimed.
 
 ``amr`` is whatever the channel reports (empty unless given).
 """
@@ -17,11 +19,12 @@ from typing import Any
 
 from backchannel.protocol.ciba import delivery, lifecycle
 from backchannel.protocol.errors import InvalidRequest, NotFound
-from backchannel.protocol.events import request_topic
+from backchannel.protocol.events import request_topic, user_topic
 from backchannel.protocol.model import AuthRequest
 from backchannel.protocol.provider import Provider
 
 _HASH_SCHEME = "hmac:"
+TEST_CHANNEL = "test"
 
 
 async def decide(
@@ -44,7 +47,7 @@ async def decide(
         decided = await lifecycle.approve(
             provider,
             request,
-            acr=choose_acr(request, acr),
+            acr=choose_acr(request, acr, channel),
             amr=amr,
             deliveries=deliveries,
             channel=channel,
@@ -56,13 +59,16 @@ async def decide(
             provider, request, deliveries=deliveries, channel=channel, **detail
         )
     await provider.events.publish(request_topic(decided.id_hash))
+    await provider.events.publish(user_topic(decided.subject))
     return decided
 
 
-def choose_acr(request: AuthRequest, achieved: str | None) -> str | None:
+def choose_acr(request: AuthRequest, achieved: str | None, channel: str) -> str | None:
     if achieved:
         return achieved
-    return request.acr_values[0] if request.acr_values else None
+    if channel == TEST_CHANNEL and request.acr_values:
+        return request.acr_values[0]
+    return None
 
 
 async def find_by_auth_req_id(provider: Provider, auth_req_id: str) -> AuthRequest | None:
