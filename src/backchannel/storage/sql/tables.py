@@ -104,6 +104,8 @@ auth_requests = Table(
     Column("acr", String, nullable=True),
     Column("amr", _json(), nullable=False),
     Index("ix_auth_requests_state_expires_at", "state", "expires_at"),
+    # The sweeper's per-mode query (push expiry) must not scan every overdue request.
+    Index("ix_auth_requests_state_mode_expires_at", "state", "delivery_mode", "expires_at"),
     Index("ix_auth_requests_subject_state", "subject", "state"),
     Index("ix_auth_requests_created_at", "created_at"),
 )
