@@ -40,7 +40,7 @@ SETTINGS = """\
 | --- | --- | --- |
 | version | {oidc_provider} (Node {node}), `server.mjs` of the harness | {backchannel} (`{commit}`), Python {python} |
 | start | `AUTO_APPROVE=0 OIDC_ADAPTER=map oidc-provider/start.sh` | `backchannel serve --workers N` (uvicorn, `access_log=False`; the app's own JSON access log stays on, its default) |
-| storage | unbounded in-memory `Map` adapter (nothing is durable) | embedded SQLite (aiosqlite, a fresh file per configuration) or PostgreSQL 127.0.0.1 (asyncpg, fresh database); every state change committed before the response |
+| storage | unbounded in-memory `Map` adapter (nothing is durable) | embedded SQLite (stdlib `sqlite3` on the event-loop thread, one connection per process, WAL, a fresh file per configuration) or PostgreSQL 127.0.0.1 (asyncpg, fresh database); every state change committed before the response |
 | approval | `POST /test/ciba/approve` (the harness's helper route) | `POST /test/ciba/approve` (`testing.automated_approval = true`) |
 | client | `bench-poll`, client_secret_basic, fixed secret | generated client, client_secret_basic, generated 256-bit secret (stored as a keyed fast hash) |
 | id_token | RS256 (RSA 2048) | RS256 (RSA 2048) |
@@ -78,6 +78,21 @@ Absolute numbers drift 5–20 % between runs on this shared VM; only same-run ra
 """
 
 
+PROFILE = """\
+## Profile
+
+`docs/profile-poll-flow.svg` is a py-spy flame graph of one Backchannel worker (SQLite)
+under the poll flow at concurrency 16; `docs/performance.md` reads it and lists each
+optimisation with its before/after figures. To record one, start the server as above and,
+while the driver runs (e.g. `driver/run.py --target <target> --flows 8000 --concurrency 16
+--http aiohttp`):
+
+```
+.venv/bin/py-spy record -p <server pid> -d 20 -o docs/profile-poll-flow.svg
+```
+"""
+
+
 def render(
     results: list[ConfigResult], env: dict[str, str], *, quick: bool, chart: Path | None
 ) -> str:
@@ -85,6 +100,11 @@ def render(
     parts += ["## What is compared\n", SETTINGS.format(**env), _commands(results)]
     parts += ["## Results per configuration\n", HOW_TO_READ]
     parts += [_config_section(result) for result in results]
+    if not quick:
+        from bench_pending_markdown import render_pending_sections
+
+        parts.append(render_pending_sections())
+    parts.append(PROFILE)
     return "\n".join(parts)
 
 

@@ -42,6 +42,9 @@ from bench_report import (
 )
 from proc_cpu import CpuSampler, ProcessTree, RecordedCpu
 
+# The pending-request steps (issue 7 items 5 and 6) live in bench_pending.py.
+PENDING_STEPS = ("pending-mem", "pending-many-sqlite", "pending-many-postgres")
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_HARNESS = REPO.parent / "shared" / "bench"
 SCRATCH_HARNESS = REPO / "var" / "bench-harness"
@@ -177,10 +180,11 @@ class OidcProvider:
 class Backchannel:
     """One Backchannel server on its own fresh directory (database, master key, logs)."""
 
-    def __init__(self, config: Config, directory: Path) -> None:
+    def __init__(self, config: Config, directory: Path, port: int = PORT) -> None:
         self.config = config
         self.directory = directory
-        self.issuer = f"http://127.0.0.1:{PORT}"
+        self.port = port
+        self.issuer = f"http://127.0.0.1:{port}"
         self.pg_url: str | None = None
         self.tree: ProcessTree | None = None
 
@@ -190,7 +194,7 @@ class Backchannel:
             **inherited,
             "BACKCHANNEL_DEV_MODE": "true",
             "BACKCHANNEL_ISSUER": self.issuer,
-            "BACKCHANNEL_SERVER__PORT": str(PORT),
+            "BACKCHANNEL_SERVER__PORT": str(self.port),
             "BACKCHANNEL_DATABASE__URL": self.database_url(),
             "BACKCHANNEL_KEYS__MASTER_SECRET_FILE": str(self.directory / "master.key"),
             "BACKCHANNEL_TESTING__AUTOMATED_APPROVAL": "true",
@@ -206,7 +210,7 @@ class Backchannel:
             return self.pg_url
         return f"sqlite+aiosqlite:///{self.directory / 'bench.db'}"
 
-    def prepare(self) -> dict[str, str]:
+    def prepare(self, seed_args: tuple[str, ...] = ()) -> dict[str, str]:
         """Fresh directory and database, schema, bench client and users; the credentials."""
         if self.directory.exists():
             shutil.rmtree(self.directory)
@@ -218,7 +222,7 @@ class Backchannel:
                 [str(BIN / "backchannel"), "db", "upgrade"], env=env, check=True, cwd=self.directory
             )
         seeded = subprocess.run(
-            [BIN / "python", REPO / "bench" / "seed_bench.py", "seed", "--users", "64"],
+            [BIN / "python", REPO / "bench" / "seed_bench.py", "seed", "--users", "64", *seed_args],
             env=env, check=True, capture_output=True, text=True, cwd=self.directory,
         )  # fmt: skip
         credentials: dict[str, str] = json.loads(seeded.stdout.strip().splitlines()[-1])
@@ -375,14 +379,16 @@ def main(argv: list[str] | None = None) -> int:
         help="only rewrite the report from the last run's files under var/bench/",
     )
     args = parser.parse_args(argv)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_interrupted)
     plan = QUICK if args.quick else FULL
     configs = plan.configs
     if args.only:
         wanted = set(args.only.split(","))
         configs = tuple(c for c in FULL.configs if c.key in wanted)
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_interrupted)
-
+        extra_steps = [name for name in args.only.split(",") if name in PENDING_STEPS]
+        if extra_steps and not configs:
+            return run_pending_steps(extra_steps, report_only=args.report_only)
     harness = prepare_harness()
     plan.var.mkdir(parents=True, exist_ok=True)
     environment = collect_environment(harness, REPO)
@@ -391,12 +397,33 @@ def main(argv: list[str] | None = None) -> int:
     else:
         check_ports_free()
         results = run_all(harness, plan, configs)
+        if not args.quick and not args.only:
+            from bench_pending import run_steps
+
+            run_steps(harness, PENDING_STEPS)
     environment.update(run_period(results))
     output = VAR / "benchmarks-quick.md" if args.quick else REPO / "docs" / "benchmarks.md"
     driver_python = harness / "driver" / ".venv" / "bin" / "python"
     write_report(output, results, environment, quick=args.quick, chart_python=driver_python)
     print(f"\nwrote {output.relative_to(REPO)}")
     return 0 if all(r.exit_code == 0 for r in results) else 1
+
+
+def run_pending_steps(steps: list[str], *, report_only: bool) -> int:
+    """``--only pending-...``: those steps, then ``docs/benchmarks.md`` rewritten with the
+    main comparison's figures kept from var/bench/<config>/."""
+    from bench_pending import run_steps
+
+    harness = prepare_harness()
+    ok = True if report_only else run_steps(harness, tuple(steps))
+    results = rerender(FULL, FULL.configs)
+    environment = collect_environment(harness, REPO)
+    environment.update(run_period(results))
+    output = REPO / "docs" / "benchmarks.md"
+    driver_python = harness / "driver" / ".venv" / "bin" / "python"
+    write_report(output, results, environment, quick=False, chart_python=driver_python)
+    print(f"\nwrote {output.relative_to(REPO)}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
