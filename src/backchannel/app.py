@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp
 
-from backchannel.authenticator.webpush import WebPushNotifier
 from backchannel.events import open_event_bus
 from backchannel.master_secret import load_master_secret
 from backchannel.outbound import CachingJwksFetcher, OutboundClient
@@ -43,7 +42,6 @@ async def build_provider(
         jwks_fetcher=CachingJwksFetcher(OutboundClient(settings, pooled=False), clock),
         sealer=Sealer(master.delivery_key),
     )
-    provider.device_notifier = WebPushNotifier(provider, OutboundClient(settings, pooled=False))
     return provider
 
 

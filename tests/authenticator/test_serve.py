@@ -32,11 +32,12 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def _enrol_code(env: dict[str, str]) -> str:
-    result = run_cli(env, "devices", "enrol-code", "demo")
+    result = run_cli(env, "devices", "enrol-code", "demo", "--json")
     assert result.returncode == 0, result.stderr
-    lines = dict(line.split(":", 1) for line in result.stdout.splitlines() if ": " in line[:9])
-    assert "#enrol=" in lines["enrol"]
-    return lines["code"].strip()
+    issued = json.loads(result.stdout)
+    assert issued["url"].endswith(f"/authenticator/#enrol={issued['code']}")
+    code: str = issued["code"]
+    return code
 
 
 def _authorize(base: str, message: str) -> str:

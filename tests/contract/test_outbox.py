@@ -17,7 +17,7 @@ from backchannel.protocol.model import (
     OutboxState,
     RequestState,
 )
-from backchannel.protocol.ports import Storage
+from backchannel.protocol.ports import DuplicateError, Storage
 from tests.contract import builders
 from tests.contract.builders import T0
 
@@ -89,6 +89,24 @@ async def test_item_3_redeem_writes_refresh_token_and_push_together(storage: Sto
     again = entry(request.id_hash, kind="push")
     assert not await storage.requests.redeem(approved, builders.event("redeemed"), None, [again])
     assert await storage.outbox.get_entry(again.id) is None
+
+
+async def test_issue_6_item_2_create_request_writes_its_device_notices(storage: Storage) -> None:
+    request = builders.request()
+    notice = entry(request.id_hash, kind="webpush", url="https://push.example.test/s/1")
+    await storage.requests.create_request(request, builders.event(), [notice])
+    assert await storage.outbox.list_entries(request.id_hash) == [notice]
+    [claimed] = await storage.outbox.claim_due(T0, "w1", 30, 10)
+    assert claimed.id == notice.id and claimed.kind == "webpush"
+
+
+async def test_issue_6_item_2_a_duplicate_request_writes_no_notice(storage: Storage) -> None:
+    request = await _pending(storage)
+    late = entry(request.id_hash, kind="webpush")
+    with pytest.raises(DuplicateError):
+        await storage.requests.create_request(request, builders.event(), [late])
+    assert await storage.outbox.get_entry(late.id) is None
+    assert await storage.outbox.list_entries(request.id_hash) == []
 
 
 async def test_item_3_claim_leases_due_entries_only(storage: Storage) -> None:

@@ -54,9 +54,9 @@ class OP:
 
 
 @contextmanager
-def start_op(var_dir: Path) -> Iterator[OP]:
+def start_op(var_dir: Path, **extra_env: str) -> Iterator[OP]:
     port = free_port()
-    env = server_env(var_dir, port, BACKCHANNEL_ISSUER=f"http://localhost:{port}")
+    env = server_env(var_dir, port, BACKCHANNEL_ISSUER=f"http://localhost:{port}", **extra_env)
     with running_server(env):
         op = OP(env=env, port=port)
         op.cli(
@@ -76,11 +76,12 @@ def new_user(op: OP, display_name: str = "Ana Tester") -> str:
 
 
 def enrolment_code(op: OP, username: str) -> str:
-    """A one-time code from `backchannel devices enrol-code USER` (its `code:` line)."""
-    out = op.cli("devices", "enrol-code", username, "--no-qr")
-    match = re.search(r"^code:\s+(\S+)$", out, flags=re.MULTILINE)
-    assert match, out
-    return match.group(1)
+    """A one-time code from `backchannel devices enrol-code USER --json`."""
+    issued = json.loads(op.cli("devices", "enrol-code", username, "--json"))
+    assert issued["url"] == f"{op.app_url}#enrol={issued['code']}"
+    code = issued["code"]
+    assert isinstance(code, str)
+    return code
 
 
 def subject_of(op: OP, username: str) -> str:

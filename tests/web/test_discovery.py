@@ -12,8 +12,12 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
+from backchannel.protocol import jose
 from backchannel.protocol.model import AuthMethod, Client, DeliveryMode, User
 from backchannel.protocol.provider import Provider
+from tests.authenticator.support import world
+from tests.authenticator.webauthn_support import device_post, registered
+from tests.support.ciba import basic
 from tests.support.http import asgi_client
 from tests.support.provider import make_provider
 
@@ -254,3 +258,30 @@ async def test_every_scope_is_accepted_and_claims_stay_within_claims_supported()
     assert set(userinfo.json()) <= advertised
     assert {"email", "phone_number", "address", "name"} <= set(userinfo.json())
     assert id_claims["exp"] > time.time() - 10**9  # a real number, not a placeholder
+
+
+async def test_item_2_every_acr_value_is_what_a_device_approval_gives() -> None:
+    """Issue 6 item 5: each advertised acr value, requested with ``acr_values`` and approved
+    through the device SDK (with a WebAuthn assertion where user verification is needed),
+    is the ``acr`` of the id_token."""
+    w = await world()
+    document = (await w.http.get("/.well-known/openid-configuration")).json()
+    advertised = document["acr_values_supported"]
+    assert advertised and len(set(advertised)) == len(advertised)
+    device, authenticator = await registered(w)
+    for acr in advertised:
+        started = await w.bc_authorize(acr_values=acr)
+        assert started.status_code == 200, started.text
+        [consent] = await device.inbox()
+        webauthn = None
+        if consent.requires_user_verification:
+            path = f"/requests/{consent.request_id}/webauthn/options"
+            webauthn = authenticator.assert_(await device_post(w, device, path))
+        assert await device.approve(consent, webauthn=webauthn) == "approved"
+        tokens = await w.http.post(
+            "/token",
+            data={"grant_type": CIBA, "auth_req_id": started.json()["auth_req_id"]},
+            headers={"authorization": basic(w.client.client_id)},
+        )
+        assert tokens.status_code == 200, tokens.text
+        assert jose.peek_claims(tokens.json()["id_token"])["acr"] == acr, acr

@@ -10,6 +10,7 @@ from typing import Any
 
 from backchannel.protocol import jose
 from backchannel.protocol.errors import InvalidGrant, InvalidRequest
+from backchannel.protocol.events import user_topic
 from backchannel.protocol.model import JSON, Device, EnrolmentCode, User
 from backchannel.protocol.provider import Provider
 from backchannel.protocol.users import normalise, verify_password
@@ -124,3 +125,15 @@ async def _by_code(provider: Provider, code: Any) -> User | None:
     if used is None:
         return None
     return await provider.storage.users.get_user(used.subject)
+
+
+async def revoke(provider: Provider, device_id: str) -> bool:
+    """Revoke a device (its token and key stop working at once) and wake its open event
+    streams, which end on that wake-up. False when unknown or already revoked."""
+    devices = provider.storage.devices
+    if not await devices.revoke_device(device_id, provider.clock.now()):
+        return False
+    device = await devices.get_device(device_id)
+    if device is not None:
+        await provider.events.publish(user_topic(device.subject))
+    return True

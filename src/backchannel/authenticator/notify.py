@@ -9,11 +9,13 @@ Called by ``protocol/endpoints/backchannel.py`` (framework-free):
      → ``access_denied``. Users without a device are reached by other channels (operator
      CLI, approval hook), which cannot be bombed, so the cap does not apply to them.
 2. ``record_consent`` — the content the device will show is fixed and stored.
-3. ``announce`` — after the request is stored: wake open apps (SSE, ``user:<subject>``
-   topic) and send Web Push, unless the user already got ``devices.max_notices_per_window``
-   notices in the last ``devices.notice_window_seconds``: then the request is still
-   accepted (and visible in the inbox) but no notice is sent, and its timeline says
-   ``notice_suppressed``.
+3. ``plan_notices`` — one ``webpush`` outbox entry per device with a push subscription,
+   stored in the same transaction as the request (``lifecycle.start(..., deliveries)``)
+   and sent by the outbox worker; none when the user already got
+   ``devices.max_notices_per_window`` notices in the last ``devices.notice_window_seconds``:
+   then the request is still accepted (and visible in the inbox) but no notice is sent.
+4. ``announce`` — after the request is stored: count the notice and wake open apps (SSE,
+   ``user:<subject>`` topic), or write ``notice_suppressed`` to the timeline.
 
 Why this reveals nothing new: ``access_denied`` is only ever given for a user that exists —
 but an authenticated client already learns that from ``unknown_user_id`` (CIBA §13); and a
@@ -22,12 +24,26 @@ suppressed notice answers exactly like a sent one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from backchannel.authenticator.consent import new_consent
 from backchannel.protocol.ciba import lifecycle
+from backchannel.protocol.ciba.delivery import Payload, new_entry
 from backchannel.protocol.errors import AccessDenied, InvalidRequest
 from backchannel.protocol.events import user_topic
-from backchannel.protocol.model import JSON, AuthRequest, Client, Consent, User
+from backchannel.protocol.model import (
+    JSON,
+    AuthRequest,
+    Client,
+    Consent,
+    Device,
+    OutboxEntry,
+    User,
+)
 from backchannel.protocol.provider import Provider
+
+# The outbox entry kind of a Web Push notice (sent by ``authenticator.webpush``).
+WEBPUSH = "webpush"
 
 
 async def admit(
@@ -56,26 +72,73 @@ async def record_consent(provider: Provider, client: Client, request: AuthReques
     return consent
 
 
-async def announce(
+@dataclass(frozen=True, slots=True)
+class NoticePlan:
+    """What a new request sends its user's devices: ``deliveries`` (one ``webpush`` outbox
+    entry per subscribed device) go in with the request (``lifecycle.start``)."""
+
+    devices: int = 0
+    deliveries: tuple[OutboxEntry, ...] = ()
+    suppressed: bool = False
+
+
+async def plan_notices(
     provider: Provider, client: Client, request: AuthRequest, consent: Consent
-) -> None:
+) -> NoticePlan:
+    """The notices for a new request, before it is stored; none beyond the notice cap."""
     devices = [d for d in await provider.storage.devices.list_devices(request.subject) if d.active]
     if not devices:
-        return
+        return NoticePlan()
     settings = provider.settings.devices
-    now = provider.clock.now()
     sent = await provider.storage.devices.count_notices(
-        request.subject, now - settings.notice_window_seconds
+        request.subject, provider.clock.now() - settings.notice_window_seconds
     )
     if sent >= settings.max_notices_per_window:
+        return NoticePlan(devices=len(devices), suppressed=True)
+    message = push_message(client, request, consent)
+    entries = tuple(
+        _webpush_entry(provider, request, device, message)
+        for device in devices
+        if device.push is not None
+    )
+    return NoticePlan(devices=len(devices), deliveries=entries)
+
+
+async def announce(provider: Provider, request: AuthRequest, plan: NoticePlan) -> None:
+    """After the request (and its Web Push entries) is stored: count the notice, wake open
+    apps (SSE) and write the timeline."""
+    if plan.devices == 0:
+        return
+    if plan.suppressed:
         await _event(provider, request, "notice_suppressed")
         return
-    await provider.storage.devices.add_notice(request.subject, now)
+    await provider.storage.devices.add_notice(request.subject, provider.clock.now())
     await provider.events.publish(user_topic(request.subject))
-    pushed = [d for d in devices if d.push is not None]
-    if pushed and provider.device_notifier is not None:
-        await provider.device_notifier.push(pushed, push_message(client, request, consent))
-    await _event(provider, request, "device_notified", devices=len(devices), push=len(pushed))
+    await _event(
+        provider, request, "device_notified", devices=plan.devices, push=len(plan.deliveries)
+    )
+
+
+def _webpush_entry(
+    provider: Provider, request: AuthRequest, device: Device, message: JSON
+) -> OutboxEntry:
+    assert device.push is not None
+    body: JSON = {
+        "device_id": device.device_id,
+        "subscription": {
+            "endpoint": device.push.endpoint,
+            "keys": {"p256dh": device.push.p256dh, "auth": device.push.auth},
+        },
+        "message": message,
+    }
+    return new_entry(
+        provider,
+        WEBPUSH,
+        device.push.endpoint,
+        Payload(body, bearer=None),
+        request=request,
+        deliver_until=request.expires_at,
+    )
 
 
 def push_message(client: Client, request: AuthRequest, consent: Consent) -> JSON:

@@ -6,16 +6,16 @@ server pepper, which is itself derived from the master secret. pywebpush only en
 message (``WebPusher.encode``); the HTTP request goes through ``OutboundClient`` and its
 SSRF guard like every other outbound call.
 
-Sending runs in background tasks so a backchannel request does not wait for push services;
-``drain`` waits for them (tests, shutdown). Failures are logged, never raised: SSE and the
-inbox still reach the device.
+Each notice is a ``webpush`` outbox entry written with the request (``notify``); the
+outbox worker calls ``send_notice`` for it, with the retry policy of every delivery. A 404
+or 410 from the push service means the subscription is gone: the entry fails for good and
+the device's subscription is dropped.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
-from collections.abc import Sequence
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 import orjson
@@ -23,10 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02  # type: ignore[import-untyped]
 from pywebpush import WebPusher  # type: ignore[import-untyped]
 
-from backchannel.outbound import OutboundClient, OutboundError
+from backchannel.outbound import OutboundClient, OutboundError, OutboundResponse
 from backchannel.protocol import jose
 from backchannel.protocol.keys import decrypt_private_jwk, encrypt_private_jwk
-from backchannel.protocol.model import JSON, Device
+from backchannel.protocol.model import JSON
 from backchannel.protocol.provider import Provider
 from backchannel.web.logs import get_logger
 
@@ -68,61 +68,54 @@ def _b64(value: str) -> bytes:
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
-class WebPushNotifier:
-    """The provider's ``DeviceNotifier``."""
+async def send_notice(
+    provider: Provider, outbound: OutboundClient, body: JSON, *, timeout: float
+) -> OutboundResponse:
+    """One attempt at a ``webpush`` outbox entry (``notify.notice_payload``): encrypt the
+    message for the subscription, sign the VAPID header, POST. ``OutboundError`` when the
+    call failed; non-retryable when the subscription's keys are unusable."""
+    subscription = body["subscription"]
+    try:
+        encoded = WebPusher(subscription).encode(orjson.dumps(body["message"]), "aes128gcm")
+    except (ValueError, TypeError) as exc:
+        raise OutboundError(
+            f"the push subscription keys are unusable: {exc}", retryable=False
+        ) from exc
+    endpoint = str(subscription["endpoint"])
+    headers = {
+        "content-type": "application/octet-stream",
+        "content-encoding": "aes128gcm",
+        "ttl": str(PUSH_TTL_SECONDS),
+        "urgency": "high",
+        **await _vapid_headers(provider, endpoint),
+    }
+    return await outbound.post_bytes(endpoint, encoded["body"], headers=headers, timeout=timeout)
 
-    def __init__(self, provider: Provider, outbound: OutboundClient) -> None:
-        self._provider = provider
-        self._outbound = outbound
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def push(self, devices: Sequence[Device], message: JSON) -> None:
-        for device in devices:
-            task = asyncio.create_task(self.send(device, message))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+def subscription_gone(status: int) -> bool:
+    """RFC 8030 §7.3: 404 or 410 means the subscription expired or was unsubscribed."""
+    return status in (404, 410)
 
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    async def send(self, device: Device, message: JSON) -> None:
-        if device.push is None:
-            return
-        try:
-            status = await self._send(device, message)
-        except OutboundError as exc:
-            log.warning("web_push_failed", device_id=device.device_id, error=str(exc))
-            return
-        log.info("web_push_sent", device_id=device.device_id, status=status)
+async def drop_subscription(provider: Provider, body: JSON) -> bool:
+    """Forget the device's push subscription if it is still the one this notice went to."""
+    devices = provider.storage.devices
+    device = await devices.get_device(str(body["device_id"]))
+    endpoint = body["subscription"]["endpoint"]
+    if device is None or device.push is None or device.push.endpoint != endpoint:
+        return False
+    await devices.update_device(replace(device, push=None))
+    log.info("web_push_subscription_dropped", device_id=device.device_id)
+    return True
 
-    async def _send(self, device: Device, message: JSON) -> int:
-        assert device.push is not None
-        subscription = {
-            "endpoint": device.push.endpoint,
-            "keys": {"p256dh": device.push.p256dh, "auth": device.push.auth},
-        }
-        encoded = WebPusher(subscription).encode(orjson.dumps(message), "aes128gcm")
-        headers = {
-            "content-type": "application/octet-stream",
-            "content-encoding": "aes128gcm",
-            "ttl": str(PUSH_TTL_SECONDS),
-            "urgency": "high",
-            **await self._vapid_headers(device.push.endpoint),
-        }
-        timeout = self._provider.settings.outbox.timeout_seconds
-        response = await self._outbound.post_bytes(
-            device.push.endpoint, encoded["body"], headers=headers, timeout=timeout
-        )
-        return response.status
 
-    async def _vapid_headers(self, endpoint: str) -> dict[str, str]:
-        parts = urlsplit(endpoint)
-        vapid = Vapid02(private_key=_private_key(await vapid_private_jwk(self._provider)))
-        claims = {
-            "aud": f"{parts.scheme}://{parts.netloc}",
-            "sub": self._provider.settings.devices.vapid_subject,
-            "exp": int(self._provider.clock.now()) + VAPID_TTL_SECONDS,
-        }
-        signed = vapid.sign(claims)
-        return {"authorization": str(signed["Authorization"])}
+async def _vapid_headers(provider: Provider, endpoint: str) -> dict[str, str]:
+    parts = urlsplit(endpoint)
+    vapid = Vapid02(private_key=_private_key(await vapid_private_jwk(provider)))
+    claims = {
+        "aud": f"{parts.scheme}://{parts.netloc}",
+        "sub": provider.settings.devices.vapid_subject,
+        "exp": int(provider.clock.now()) + VAPID_TTL_SECONDS,
+    }
+    signed = vapid.sign(claims)
+    return {"authorization": str(signed["Authorization"])}

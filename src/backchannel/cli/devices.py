@@ -26,9 +26,14 @@ def enrol_code(
     ctx: typer.Context,
     user: Annotated[str, typer.Argument(help="Username, e-mail or phone of the user.")],
     qr: Annotated[bool, typer.Option("--qr/--no-qr", help="Print a terminal QR code.")] = True,
+    as_json: JsonFlag = False,
 ) -> None:
     """A one-time enrolment code (single use, devices.enrol_code_ttl seconds)."""
     issued = run(_issue(settings_from(ctx), user))
+    if as_json:
+        view = {"code": issued.code, "expires_at": _iso(issued.expires_at), "url": issued.url}
+        typer.echo(json.dumps(view, indent=2))
+        return
     typer.echo(f"code:    {issued.code}")
     typer.echo(f"expires: {_when(issued.expires_at)}")
     typer.echo(f"enrol:   {issued.url}")
@@ -65,7 +70,9 @@ def list_devices(
 def revoke(
     ctx: typer.Context, device_id: Annotated[str, typer.Argument(help="The device id (d_...).")]
 ) -> None:
-    """Revoke a device: its token and key stop working at once."""
+    """Revoke a device: its token and key stop working at once, and its open event stream
+    ends (at once with a shared event bus, events.backend postgres or redis; otherwise at
+    its next keep-alive, within 15 s)."""
     if not run(_revoke(settings_from(ctx), device_id)):
         fail(f"no active device {device_id}")
     typer.echo(f"revoked {device_id}")
@@ -82,6 +89,10 @@ def device_view(device: Device) -> dict[str, object]:
         "webauthn_credentials": len(device.credentials),
         "push": device.push is not None,
     }
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
 
 
 def _when(at: float) -> str:
@@ -109,10 +120,4 @@ async def _list(settings: Settings, who: str | None) -> list[Device]:
 
 async def _revoke(settings: Settings, device_id: str) -> bool:
     async with open_provider(settings) as provider:
-        revoked = await provider.storage.devices.revoke_device(device_id, provider.clock.now())
-        device = await provider.storage.devices.get_device(device_id)
-        if revoked and device is not None:
-            from backchannel.protocol.events import user_topic
-
-            await provider.events.publish(user_topic(device.subject))
-        return revoked
+        return await enrol.revoke(provider, device_id)

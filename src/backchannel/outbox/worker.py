@@ -1,5 +1,9 @@
 """The delivery worker: claims due outbox entries and POSTs them, one attempt each.
 
+Ping and push entries are POSTed as JSON with the client's bearer token; ``webpush`` entries
+(device notices) are encrypted for the subscription and VAPID-signed at the moment of
+sending (``authenticator.webpush``).
+
 Each attempt ends in exactly one storage call (``complete``, ``reschedule`` or ``fail``)
 that also writes the attempt and its outcome to the request's timeline. A worker that dies
 mid-attempt leaves its entries leased; they become claimable again when the lease ends, so
@@ -17,10 +21,12 @@ from typing import Any
 import anyio
 import structlog
 
-from backchannel.outbound import OutboundClient, OutboundError
+from backchannel.authenticator import webpush
+from backchannel.authenticator.notify import WEBPUSH
+from backchannel.outbound import OutboundClient, OutboundError, OutboundResponse
 from backchannel.outbox import metrics
 from backchannel.outbox.policy import Decision, Verdict, after_failure, classify_status
-from backchannel.protocol.ciba.delivery import open_payload
+from backchannel.protocol.ciba.delivery import Payload, open_payload
 from backchannel.protocol.model import OutboxEntry, TimelineEvent
 from backchannel.protocol.provider import Provider
 from backchannel.protocol.sealed import SealError
@@ -83,12 +89,7 @@ class DeliveryWorker:
         metrics.count(entry.kind, "attempted")
         started = time.perf_counter()
         try:
-            response = await self.outbound.post_json(
-                entry.url,
-                payload.body,
-                bearer=payload.bearer,
-                timeout=self.settings.timeout_seconds,
-            )
+            response = await self._post(entry, payload)
         except OutboundError as exc:
             elapsed = time.perf_counter() - started
             detail: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
@@ -96,10 +97,28 @@ class DeliveryWorker:
         else:
             elapsed = response.elapsed
             detail = {"status": response.status}
-            decision = self._after_status(entry, number, response.status)
+            decision = await self._after_response(entry, number, response.status, payload)
         metrics.observe_latency(entry.kind, elapsed)
         detail["duration_ms"] = round(elapsed * 1000, 1)
         await self._conclude(entry, number, decision, detail)
+
+    async def _post(self, entry: OutboxEntry, payload: Payload) -> OutboundResponse:
+        timeout = self.settings.timeout_seconds
+        if entry.kind == WEBPUSH:  # encrypted for the device at the moment of sending
+            return await webpush.send_notice(
+                self.provider, self.outbound, payload.body, timeout=timeout
+            )
+        return await self.outbound.post_json(
+            entry.url, payload.body, bearer=payload.bearer, timeout=timeout
+        )
+
+    async def _after_response(
+        self, entry: OutboxEntry, number: int, status: int, payload: Payload
+    ) -> Decision:
+        if entry.kind == WEBPUSH and webpush.subscription_gone(status):
+            await webpush.drop_subscription(self.provider, payload.body)
+            return Decision(Verdict.FINAL, f"HTTP {status}: the push subscription is gone")
+        return self._after_status(entry, number, status)
 
     def _after_status(self, entry: OutboxEntry, number: int, status: int) -> Decision:
         verdict, reason = classify_status(status)

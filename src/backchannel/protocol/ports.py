@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Literal, Protocol
 
 from backchannel.protocol.model import (
-    JSON,
     AuthRequest,
     Client,
     Consent,
@@ -87,7 +86,16 @@ class UserDirectory(Protocol):
 
 
 class AuthRequestStore(Protocol):
-    async def create_request(self, request: AuthRequest, event: TimelineEvent) -> None: ...
+    async def create_request(
+        self,
+        request: AuthRequest,
+        event: TimelineEvent,
+        deliveries: Sequence[OutboxEntry] = (),
+    ) -> None:
+        """Store a new request with its first event, enqueueing ``deliveries`` (device
+        notices) in the same transaction. ``DuplicateError`` when the id exists."""
+        ...
+
     async def get_request(self, id_hash: str) -> AuthRequest | None: ...
     async def transition(
         self,
@@ -290,13 +298,6 @@ class DeviceStore(Protocol):
         """Store a server secret (e.g. the encrypted VAPID key) once. False when one with
         that name exists already (another process won): re-read it."""
         ...
-
-
-class DeviceNotifier(Protocol):
-    """Sends a Web Push message to devices (``authenticator.webpush``); best effort, it
-    never raises for an unreachable push service."""
-
-    async def push(self, devices: Sequence[Device], message: JSON) -> None: ...
 
 
 class Storage(Protocol):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from backchannel.protocol.events import EventBus, LocalEventBus
-from backchannel.protocol.ports import Clock, DeviceNotifier, JwksFetcher, Storage, TokenSource
+from backchannel.protocol.ports import Clock, JwksFetcher, Storage, TokenSource
 from backchannel.protocol.sealed import Sealer
 from backchannel.protocol.secrets import SecretHasher
 
@@ -33,8 +33,6 @@ class Provider:
     # Fetches clients' ``jwks_uri`` (through the SSRF-guarded outbound client); None: no
     # jwks_uri support (such clients then fail authentication).
     jwks_fetcher: JwksFetcher | None = None
-    # Web Push to authentication devices (``authenticator.webpush``); None: SSE and pull only.
-    device_notifier: DeviceNotifier | None = None
     # Seals delivery secrets and outbox payloads; ``app.build_provider`` derives its key from
     # the master secret so every process opens what another sealed.
     sealer: Sealer = field(default_factory=Sealer.ephemeral)

@@ -157,11 +157,18 @@ class MemoryAuthRequestStore:
         self._outbox = outbox or MemoryOutboxStore()
         self._outbox.attach_timeline(self._append_events)
 
-    async def create_request(self, request: AuthRequest, event: TimelineEvent) -> None:
+    async def create_request(
+        self,
+        request: AuthRequest,
+        event: TimelineEvent,
+        deliveries: Sequence[OutboxEntry] = (),
+    ) -> None:
         if request.id_hash in self._requests:
             raise DuplicateError("auth request exists")
+        self._outbox.check_new(deliveries)
         self._requests[request.id_hash] = _copy(request)
         self._timelines[request.id_hash] = [_copy(event)]
+        self._outbox.add_now(deliveries)
 
     async def get_request(self, id_hash: str) -> AuthRequest | None:
         request = self._requests.get(id_hash)

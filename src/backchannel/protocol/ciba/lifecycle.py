@@ -42,9 +42,17 @@ def event(provider: Provider, kind: str, **detail: Any) -> TimelineEvent:
     return TimelineEvent(at=provider.clock.now(), kind=kind, detail=detail)
 
 
-async def start(provider: Provider, request: AuthRequest, **detail: Any) -> None:
-    """Store a new pending request with its ``created`` event."""
-    await provider.storage.requests.create_request(request, event(provider, "created", **detail))
+async def start(
+    provider: Provider,
+    request: AuthRequest,
+    deliveries: Sequence[OutboxEntry] = (),
+    **detail: Any,
+) -> None:
+    """Store a new pending request with its ``created`` event, enqueueing ``deliveries``
+    (device notices) in the same step."""
+    await provider.storage.requests.create_request(
+        request, event(provider, "created", **detail), deliveries
+    )
 
 
 def is_overdue(provider: Provider, request: AuthRequest) -> bool:

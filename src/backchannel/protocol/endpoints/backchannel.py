@@ -49,10 +49,15 @@ async def handle(provider: Provider, request: HttpRequest) -> HttpResponse:
     auth_req_id = provider.random.token(AUTH_REQ_ID_BYTES)
     auth_request = _new_auth_request(provider, auth_req_id, client, user, params, binding_message)
     consent = await notify.record_consent(provider, client, auth_request)
+    notices = await notify.plan_notices(provider, client, auth_request, consent)
     await lifecycle.start(
-        provider, auth_request, client_id=client.client_id, hint_kind=params.hint_kind
+        provider,
+        auth_request,
+        notices.deliveries,  # Web Push, in the same transaction (outbox)
+        client_id=client.client_id,
+        hint_kind=params.hint_kind,
     )
-    await notify.announce(provider, client, auth_request, consent)
+    await notify.announce(provider, auth_request, notices)
     return HttpResponse.json(_acknowledgement(auth_req_id, auth_request), no_store=True)
 
 

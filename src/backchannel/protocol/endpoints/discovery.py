@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from backchannel.authenticator.assurance import SUPPORTED_ACR_VALUES
 from backchannel.protocol import paths
 from backchannel.protocol.http import HttpRequest, HttpResponse
 from backchannel.protocol.provider import Provider
@@ -53,6 +54,8 @@ def metadata(provider: Provider) -> dict[str, Any]:
         "scopes_supported": list(SCOPES),
         "claims_supported": list(CLAIMS),
         "claims_parameter_supported": False,
+        # What an approval through an authentication device proves (``assurance``).
+        "acr_values_supported": list(SUPPORTED_ACR_VALUES),
     }
     return {name: value for name, value in document.items() if value != []}
 

@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from backchannel.protocol.model import (
     Consent,
@@ -20,7 +19,7 @@ from backchannel.protocol.model import (
 )
 from backchannel.protocol.ports import DuplicateError, MissingError
 from backchannel.storage.sql.dialect import upsert_insert
-from backchannel.storage.sql.engine import read_engine
+from backchannel.storage.sql.engine import Database, read_engine
 from backchannel.storage.sql.tables_devices import (
     consents,
     device_notices,
@@ -127,8 +126,13 @@ def _consent_from_row(row: RowMapping) -> Consent:
     )
 
 
+_ALL_DEVICES = select(devices).order_by(devices.c.created_at, devices.c.device_id)
+# Bound, not literal: one compiled statement for every subject (it runs on every bc-authorize).
+_DEVICES_OF = _ALL_DEVICES.where(devices.c.subject == bindparam("b_subject"))
+
+
 class SqlDeviceStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: Database) -> None:
         self._engine = engine
         self._reader = read_engine(engine)
         self._add_secret = (
@@ -159,11 +163,11 @@ class SqlDeviceStore:
         return await self._one_device(_DEVICE_BY_TOKEN, {"b_token": token_hash})
 
     async def list_devices(self, subject: str | None = None) -> list[Device]:
-        query = select(devices).order_by(devices.c.created_at, devices.c.device_id)
-        if subject is not None:
-            query = query.where(devices.c.subject == subject)
+        query, params = (
+            (_ALL_DEVICES, {}) if subject is None else (_DEVICES_OF, {"b_subject": subject})
+        )
         async with self._reader.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
+            rows = (await conn.execute(query, params)).mappings().all()
         return [device_from_row(row) for row in rows]
 
     async def update_device(self, device: Device) -> None:
@@ -304,6 +308,6 @@ class SqlDeviceStore:
     async def _insert(self, table: Any, row: dict[str, Any], message: str) -> None:
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(insert(table).values(row))
+                await conn.execute(insert(table), row)
         except IntegrityError:
             raise DuplicateError(message) from None

@@ -166,13 +166,19 @@ class SqlAuthRequestStore:
         self._engine = engine
         self._reader = read_engine(engine)
 
-    async def create_request(self, request: AuthRequest, event: TimelineEvent) -> None:
+    async def create_request(
+        self,
+        request: AuthRequest,
+        event: TimelineEvent,
+        deliveries: Sequence[OutboxEntry] = (),
+    ) -> None:
         try:
             async with self._engine.begin() as conn:
                 await conn.execute(insert(t), request_to_row(request))
                 await conn.execute(_INSERT_EVENT, _event_row(request.id_hash, event))
+                await insert_entries(conn, deliveries)
         except IntegrityError:
-            raise DuplicateError("auth request exists") from None
+            raise DuplicateError("auth request or outbox entry exists") from None
 
     async def get_request(self, id_hash: str) -> AuthRequest | None:
         async with self._reader.connect() as conn:
