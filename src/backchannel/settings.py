@@ -8,6 +8,7 @@ This is the only module that reads the environment.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -386,14 +387,16 @@ def _example_field(name: str, description: str | None, default: Any) -> list[str
     comment = f"# {description}" if description else f"# {name}"
     if default is None:
         return [comment, f"# {name} = ..."]
-    return [comment, f"{name} = {_toml_value(default)}"]
+    return [comment, f"{name} = {toml_value(default)}"]
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A plain value (bool, number, string, list of them) as TOML."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    # JSON string escapes are valid TOML basic-string escapes.
+    return json.dumps(str(value), ensure_ascii=False)

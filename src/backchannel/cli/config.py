@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from backchannel.cli.common import settings_from
+from backchannel.settings import toml_value
 
 app = typer.Typer(help="Show and check the configuration.", no_args_is_help=True)
 
@@ -48,17 +49,6 @@ def to_toml(data: dict[str, Any]) -> str:
 
 def _pairs(values: dict[str, Any]) -> list[str]:
     return [
-        f"# {key} is not set" if value is None else f"{key} = {_toml_value(value)}"
+        f"# {key} is not set" if value is None else f"{key} = {toml_value(value)}"
         for key, value in values.items()
     ]
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    # JSON string escapes are valid TOML basic-string escapes.
-    return json.dumps(str(value), ensure_ascii=False)
