@@ -255,6 +255,19 @@ async def test_rotation_publishes_now_signs_after_delay_retires_after_grace(
 
 
 @pytest.mark.anyio
+async def test_sign_uses_the_key_that_signs_at_the_given_moment(
+    ring: KeyRing, clock: FakeClock
+) -> None:
+    """A token set issued at ``now`` is signed with the key current at ``now``."""
+    old_kid = signing_kid(ring, "ES256")
+    [new] = await ring.rotate("ES256")
+    before = ring.sign({"sub": "x"}, "ES256", now=new.sign_from - 1)
+    after = ring.sign({"sub": "x"}, "ES256", now=new.sign_from)
+    assert ring.verify(before)[0]["kid"] == old_kid
+    assert ring.verify(after)[0]["kid"] == new.kid
+
+
+@pytest.mark.anyio
 async def test_rotation_of_one_algorithm_leaves_the_others(ring: KeyRing) -> None:
     before = {alg: signing_kid(ring, alg) for alg in ("RS256", "PS256")}
     await ring.rotate("ES256")

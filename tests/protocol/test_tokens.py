@@ -233,6 +233,29 @@ async def test_items_119_120_push_id_token_claims(alg: str) -> None:
     )
 
 
+class TickingClock(FakeClock):
+    """A clock that moves a second each time it is read."""
+
+    def now(self) -> float:
+        self.advance(1)
+        return super().now()
+
+
+async def test_a_token_set_is_issued_at_one_moment() -> None:
+    """Both tokens and the refresh record carry the same time, and the access token's jti
+    is revoked (on a lost commit) until exactly the access token's exp."""
+    clock = TickingClock()
+    provider = await make_provider(clock=clock)
+    client = await add_client(provider)
+    issuance = await tokens.issue(provider, client, grant(), with_refresh_token=True)
+    _, id_claims = decode(provider, issuance.tokens.id_token, "RS256")
+    _, access_claims = decode(provider, issuance.tokens.access_token, "ES256")
+    assert id_claims["iat"] == access_claims["iat"]
+    assert issuance.refresh_token is not None
+    assert int(issuance.refresh_token.created_at) == access_claims["iat"]
+    assert issuance.access_expires_at == access_claims["exp"]
+
+
 async def test_item_121_poll_id_tokens_carry_no_push_claims() -> None:
     provider = await make_provider()
     client = await add_client(provider)

@@ -19,6 +19,7 @@ from backchannel.protocol.ports import Storage
 from backchannel.settings import DatabaseSettings
 from backchannel.storage import memory_storage, migrate, open_storage
 from backchannel.storage.sql import SqlStorage
+from backchannel.storage.sql.loop_sqlite import LoopSqliteDatabase
 from backchannel.storage.sql.tables import metadata
 from tests.support.databases import (
     PG_UNAVAILABLE,
@@ -58,6 +59,9 @@ async def storage(
     else:
         db = DatabaseSettings(url=request.getfixturevalue("postgres_url"))
     sql = await open_storage(db)
+    if isinstance(sql, SqlStorage) and isinstance(sql.engine, LoopSqliteDatabase):
+        # The server runs repeated statements prepared (storage/sql/prepared.py): test that.
+        sql.engine.statements.prepare_at_first_sight = True
     try:
         if request.param == "postgres":
             await empty_tables(sql)

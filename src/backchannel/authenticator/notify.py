@@ -8,12 +8,14 @@ Called by ``protocol/endpoints/backchannel.py`` (framework-free):
    - a user with an enrolled device and ``devices.max_pending_per_user`` pending requests
      → ``access_denied``. Users without a device are reached by other channels (operator
      CLI, approval hook), which cannot be bombed, so the cap does not apply to them.
-2. ``record_consent`` — the content the device will show is fixed and stored.
-3. ``plan_notices`` — one ``webpush`` outbox entry per device with a push subscription,
-   stored in the same transaction as the request (``lifecycle.start(..., deliveries)``)
-   and sent by the outbox worker; none when the user already got
-   ``devices.max_notices_per_window`` notices in the last ``devices.notice_window_seconds``:
-   then the request is still accepted (and visible in the inbox) but no notice is sent.
+   It returns the user's active devices, read once per request: ``plan_notices`` uses them.
+2. The endpoint fixes the content the device will show (``consent.new_consent``).
+3. ``plan_notices`` — one ``webpush`` outbox entry per device with a push subscription;
+   none when the user already got ``devices.max_notices_per_window`` notices in the last
+   ``devices.notice_window_seconds``: then the request is still accepted (and visible in
+   the inbox) but no notice is sent. The entries and the consent are stored in the same
+   transaction as the request (``lifecycle.start(..., deliveries, consent=...)``), so a
+   request that cannot be stored leaves neither behind; the outbox worker sends them.
 4. ``announce`` — after the request is stored: count the notice and wake open apps (SSE,
    ``user:<subject>`` topic), or write ``notice_suppressed`` to the timeline.
 
@@ -24,9 +26,9 @@ suppressed notice answers exactly like a sent one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from backchannel.authenticator.consent import new_consent
 from backchannel.protocol.ciba import lifecycle
 from backchannel.protocol.ciba.delivery import Payload, new_entry
 from backchannel.protocol.errors import AccessDenied, InvalidRequest
@@ -48,28 +50,25 @@ WEBPUSH = "webpush"
 
 async def admit(
     provider: Provider, client: Client, user: User, binding_message: str | None
-) -> None:
+) -> tuple[Device, ...]:
+    """Refuse the request (anti push-bombing) or return the user's active devices."""
     if client.binding_code_choice and binding_message is None:
         raise InvalidRequest("this client must send a binding_message (binding code choice)")
     now = provider.clock.now()
     pause = await provider.storage.devices.get_pause(client.client_id, user.subject)
     if pause is not None and pause.until > now:
         raise AccessDenied("the user reported a request from this client; try again later")
-    if not await _has_active_device(provider, user.subject):
-        return
+    devices = await _active_devices(provider, user.subject)
+    if not devices:
+        return devices
     limit = provider.settings.devices.max_pending_per_user
     if await provider.storage.requests.count_pending(user.subject, now) >= limit:
         raise AccessDenied("the user has too many pending requests")
+    return devices
 
 
-async def _has_active_device(provider: Provider, subject: str) -> bool:
-    return any(d.active for d in await provider.storage.devices.list_devices(subject))
-
-
-async def record_consent(provider: Provider, client: Client, request: AuthRequest) -> Consent:
-    consent = new_consent(provider, client, request)
-    await provider.storage.devices.add_consent(consent)
-    return consent
+async def _active_devices(provider: Provider, subject: str) -> tuple[Device, ...]:
+    return tuple(d for d in await provider.storage.devices.list_devices(subject) if d.active)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +82,14 @@ class NoticePlan:
 
 
 async def plan_notices(
-    provider: Provider, client: Client, request: AuthRequest, consent: Consent
+    provider: Provider,
+    client: Client,
+    request: AuthRequest,
+    consent: Consent,
+    devices: Sequence[Device],
 ) -> NoticePlan:
-    """The notices for a new request, before it is stored; none beyond the notice cap."""
-    devices = [d for d in await provider.storage.devices.list_devices(request.subject) if d.active]
+    """The notices for a new request to the user's active ``devices`` (from ``admit``),
+    before it is stored; none beyond the notice cap."""
     if not devices:
         return NoticePlan()
     settings = provider.settings.devices

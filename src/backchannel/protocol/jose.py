@@ -3,16 +3,24 @@
 Everything else signs and verifies through these few functions, so the library can be
 swapped and every JWT rule (no ``none``, no HMAC from clients, no JWE) lives in one place.
 Claim checks (exp, nbf, aud, ...) are the caller's: each flow has its own rules.
+
+joserfc imports and generates keys and verifies; ``Signer`` writes the compact JWS itself
+with ``cryptography`` (a signature on every token response: joserfc's per-call header
+checks, key dispatch and stdlib JSON cost about as much as an ES256 signature).
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 import orjson
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jwt
 from joserfc.errors import JoseError as _LibraryError
 from joserfc.jwk import ECKey, KeySet, RSAKey
@@ -21,6 +29,13 @@ JSON = dict[str, Any]
 ASYMMETRIC_ALGORITHMS = ("RS256", "PS256", "ES256", "RS384", "PS384", "ES384", "RS512", "PS512")
 _CURVES = {"ES256": "P-256", "ES384": "P-384"}
 _HASHES = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+_SIGNATURE_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "256": hashes.SHA256(),
+    "384": hashes.SHA384(),
+    "512": hashes.SHA512(),
+}
+_CURVE_CLASSES: dict[str, type[ec.EllipticCurve]] = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1}
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 class JoseError(Exception):
@@ -50,18 +65,30 @@ def public_jwk(private: JSON) -> JSON:
 
 
 class Signer:
-    """A private key imported once and reused for every signature."""
+    """A private key imported once and reused for every signature.
 
-    __slots__ = ("_key", "alg", "kid")
+    Tokens are what joserfc's ``jwt.encode`` wrote before: header ``{"typ", "alg", "kid"}``
+    in that order, the claims as compact UTF-8 JSON, both base64url without padding."""
+
+    __slots__ = ("_headers", "_signature", "alg", "kid")
 
     def __init__(self, private: JSON, alg: str) -> None:
-        self._key = _import_key(private)
+        self._signature = _signature_function(_import_key(private), alg)
         self.alg = alg
         self.kid = str(private["kid"])
+        self._headers: dict[str, bytes] = {}  # typ -> encoded header segment
 
     def sign(self, claims: JSON, typ: str = "JWT") -> str:
-        header = {"alg": self.alg, "kid": self.kid, "typ": typ}
-        return jwt.encode(header, claims, self._key, algorithms=[self.alg])
+        header = self._headers.get(typ) or self._header_segment(typ)
+        signing_input = header + b"." + _b64url_bytes(orjson.dumps(claims))
+        signature = _b64url_bytes(self._signature(signing_input))
+        return (signing_input + b"." + signature).decode("ascii")
+
+    def _header_segment(self, typ: str) -> bytes:
+        header = {"typ": typ, "alg": self.alg, "kid": self.kid}
+        segment = _b64url_bytes(orjson.dumps(header))
+        self._headers[typ] = segment
+        return segment
 
 
 class Verifier:
@@ -129,7 +156,61 @@ def has_private_or_symmetric_keys(jwks: JSON) -> bool:
 
 
 def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return _b64url_bytes(data).decode("ascii")
+
+
+def _b64url_bytes(data: bytes) -> bytes:
+    return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_URLSAFE)
+
+
+def _signature_function(key: RSAKey | ECKey, alg: str) -> Callable[[bytes], bytes]:
+    """The JWS signature (RFC 7518 §3) of ``alg`` with this private key."""
+    if alg not in ASYMMETRIC_ALGORITHMS:
+        raise JoseError(f"unsupported signing algorithm {alg}")
+    try:
+        private = key.get_op_key("sign")
+    except _LibraryError as exc:
+        raise JoseError(f"the key cannot sign: {_describe(exc)}") from None
+    hash_alg = _SIGNATURE_HASHES[alg[2:]]
+    if alg.startswith(("RS", "PS")) and isinstance(private, rsa.RSAPrivateKey):
+        return _rsa_signature(private, alg, hash_alg)
+    curve = _CURVE_CLASSES.get(alg)
+    if (
+        curve is not None
+        and isinstance(private, ec.EllipticCurvePrivateKey)
+        and isinstance(private.curve, curve)
+    ):
+        return _ecdsa_signature(private, hash_alg)
+    raise JoseError(f"a {key.key_type} key cannot sign {alg}")
+
+
+def _rsa_signature(
+    private: rsa.RSAPrivateKey, alg: str, hash_alg: hashes.HashAlgorithm
+) -> Callable[[bytes], bytes]:
+    scheme: padding.AsymmetricPadding = (
+        padding.PKCS1v15()
+        if alg.startswith("RS")
+        else padding.PSS(mgf=padding.MGF1(hash_alg), salt_length=hash_alg.digest_size)
+    )
+
+    def sign(message: bytes) -> bytes:
+        return private.sign(message, scheme, hash_alg)
+
+    return sign
+
+
+def _ecdsa_signature(
+    private: ec.EllipticCurvePrivateKey, hash_alg: hashes.HashAlgorithm
+) -> Callable[[bytes], bytes]:
+    """JWS wants R || S, each padded to the curve's byte length, not cryptography's DER."""
+    size = (private.curve.key_size + 7) // 8
+    scheme = ec.ECDSA(hash_alg)
+
+    def sign(message: bytes) -> bytes:
+        r, s = decode_dss_signature(private.sign(message, scheme))
+        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+    return sign
 
 
 def _split(token: str) -> list[str]:

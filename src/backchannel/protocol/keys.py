@@ -141,8 +141,16 @@ class KeyRing:
 
     # -- using ---------------------------------------------------------------------------
 
-    def sign(self, claims: dict[str, Any], alg: str = "RS256", typ: str = "JWT") -> str:
-        key = self._current(self._clock.now()).get(alg)
+    def sign(
+        self,
+        claims: dict[str, Any],
+        alg: str = "RS256",
+        typ: str = "JWT",
+        *,
+        now: float | None = None,
+    ) -> str:
+        """Signed with the key of ``alg`` that signs at ``now`` (default: the clock's)."""
+        key = self._current(self._clock.now() if now is None else now).get(alg)
         if key is None:
             raise KeyRingError(
                 f"no signing key for {alg} (configured: {self.signing_algorithms()})"

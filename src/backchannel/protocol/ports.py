@@ -91,9 +91,12 @@ class AuthRequestStore(Protocol):
         request: AuthRequest,
         event: TimelineEvent,
         deliveries: Sequence[OutboxEntry] = (),
+        consent: Consent | None = None,
     ) -> None:
         """Store a new request with its first event, enqueueing ``deliveries`` (device
-        notices) in the same transaction. ``DuplicateError`` when the id exists."""
+        notices) and storing ``consent`` (what its devices show; ``DeviceStore.get_consent``
+        reads it) in the same transaction. ``DuplicateError``, with nothing written, when
+        the id, the consent or an entry exists."""
         ...
 
     async def get_request(self, id_hash: str) -> AuthRequest | None: ...

@@ -55,22 +55,26 @@ def id_token(
     acr: str | None,
     amr: tuple[str, ...],
     extra: dict[str, Any] | None = None,
+    now: float | None = None,
 ) -> str:
-    now = int(provider.clock.now())
+    """``now``: the moment of issue (default: the clock's), shared by a whole token set."""
+    now = provider.clock.now() if now is None else now
+    issued_at = int(now)
     claims: JSON = {
         "iss": provider.issuer,
         "sub": subject,
         "aud": client.client_id,
-        "iat": now,
-        "exp": now + provider.settings.tokens.id_token_ttl,
+        "iat": issued_at,
+        "exp": issued_at + provider.settings.tokens.id_token_ttl,
         "auth_time": int(auth_time),
     }
     if acr:
         claims["acr"] = acr
     if amr:
         claims["amr"] = list(amr)
-    claims.update(extra or {})
-    return provider.keys.sign(claims, alg=client.id_token_signed_response_alg)
+    if extra:
+        claims.update(extra)
+    return provider.keys.sign(claims, alg=client.id_token_signed_response_alg, now=now)
 
 
 def access_token(
@@ -82,18 +86,22 @@ def access_token(
     auth_time: float,
     acr: str | None,
     authorization_details: list[JSON] | None,
+    now: float | None = None,
 ) -> tuple[str, str, int]:
     """A signed RFC 9068 access token. Returns (token, jti, expires_in)."""
-    now = int(provider.clock.now())
-    expires_in = provider.settings.tokens.access_token_ttl
+    now = provider.clock.now() if now is None else now
+    issued_at = int(now)
+    settings = provider.settings.tokens
+    expires_in = settings.access_token_ttl
     jti = provider.random.token(16)
+    issuer = provider.issuer
     claims: JSON = {
-        "iss": provider.issuer,
+        "iss": issuer,
         "sub": subject,
-        "aud": provider.issuer,
+        "aud": issuer,
         "client_id": client.client_id,
-        "iat": now,
-        "exp": now + expires_in,
+        "iat": issued_at,
+        "exp": issued_at + expires_in,
         "jti": jti,
         "scope": " ".join(scope),
         "auth_time": int(auth_time),
@@ -102,8 +110,8 @@ def access_token(
         claims["acr"] = acr
     if authorization_details is not None:
         claims["authorization_details"] = authorization_details
-    alg = provider.settings.tokens.access_token_alg
-    return provider.keys.sign(claims, alg=alg, typ=ACCESS_TOKEN_TYP), jti, expires_in
+    token = provider.keys.sign(claims, alg=settings.access_token_alg, typ=ACCESS_TOKEN_TYP, now=now)
+    return token, jti, expires_in
 
 
 async def read_access_token(provider: Provider, token: str) -> JSON:
@@ -126,10 +134,14 @@ async def read_access_token(provider: Provider, token: str) -> JSON:
 
 
 def new_refresh_token(
-    provider: Provider, client: Client, grant: Grant, family_id: str | None = None
+    provider: Provider,
+    client: Client,
+    grant: Grant,
+    family_id: str | None = None,
+    now: float | None = None,
 ) -> tuple[str, RefreshToken]:
     """A fresh opaque refresh token and the record to store (only its hash)."""
-    now = provider.clock.now()
+    now = provider.clock.now() if now is None else now
     token = provider.random.token(32)
     record = RefreshToken(
         token_hash=provider.hasher.fast(token),
@@ -163,8 +175,10 @@ async def issue(
     ``refresh_grant`` is what the new refresh token covers when it differs from the access
     token's grant (a narrowed refresh keeps the original refresh scope, RFC 6749 §6).
     ``push_auth_req_id`` adds the CIBA push-mode ID token claims (CIBA §10.3.1).
+    The whole set is issued at one clock reading (same iat, signing keys of that moment).
     """
     await provider.keys.refresh_if_stale()
+    now = provider.clock.now()
     token, jti, expires_in = access_token(
         provider,
         client,
@@ -173,10 +187,13 @@ async def issue(
         auth_time=grant.auth_time,
         acr=grant.acr,
         authorization_details=grant.authorization_details,
+        now=now,
     )
     refresh, record = (None, None)
     if with_refresh_token:
-        refresh, record = new_refresh_token(provider, client, refresh_grant or grant, family_id)
+        refresh, record = new_refresh_token(
+            provider, client, refresh_grant or grant, family_id, now
+        )
     extra = _push_claims(client, push_auth_req_id, token, refresh) if push_auth_req_id else None
     signed_id_token = id_token(
         provider,
@@ -186,6 +203,7 @@ async def issue(
         acr=grant.acr,
         amr=grant.amr,
         extra=extra,
+        now=now,
     )
     tokens = TokenSet(
         access_token=token,
@@ -195,8 +213,8 @@ async def issue(
         scope=grant.scope,
         authorization_details=grant.authorization_details,
     )
-    expires_at = int(provider.clock.now()) + expires_in
-    return Issuance(tokens, record, jti, expires_at)
+    # The access token's own exp: its jti must stay revoked until then.
+    return Issuance(tokens, record, jti, int(now) + expires_in)
 
 
 async def discard(provider: Provider, issuance: Issuance) -> None:

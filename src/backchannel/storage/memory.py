@@ -14,6 +14,7 @@ from typing import TypeVar
 from backchannel.protocol.model import (
     AuthRequest,
     Client,
+    Consent,
     DeliveryMode,
     OutboxEntry,
     RefreshToken,
@@ -150,11 +151,17 @@ class MemoryUserDirectory:
 
 
 class MemoryAuthRequestStore:
-    def __init__(self, tokens: MemoryTokenStore, outbox: MemoryOutboxStore | None = None) -> None:
+    def __init__(
+        self,
+        tokens: MemoryTokenStore,
+        outbox: MemoryOutboxStore | None = None,
+        devices: MemoryDeviceStore | None = None,
+    ) -> None:
         self._requests: dict[str, AuthRequest] = {}
         self._timelines: dict[str, list[TimelineEvent]] = {}
         self._tokens = tokens
         self._outbox = outbox or MemoryOutboxStore()
+        self._devices = devices or MemoryDeviceStore()
         self._outbox.attach_timeline(self._append_events)
 
     async def create_request(
@@ -162,13 +169,18 @@ class MemoryAuthRequestStore:
         request: AuthRequest,
         event: TimelineEvent,
         deliveries: Sequence[OutboxEntry] = (),
+        consent: Consent | None = None,
     ) -> None:
         if request.id_hash in self._requests:
             raise DuplicateError("auth request exists")
         self._outbox.check_new(deliveries)
+        if consent is not None:
+            self._devices.check_new_consent(consent)
         self._requests[request.id_hash] = _copy(request)
         self._timelines[request.id_hash] = [_copy(event)]
         self._outbox.add_now(deliveries)
+        if consent is not None:
+            self._devices.add_consent_now(consent)
 
     async def get_request(self, id_hash: str) -> AuthRequest | None:
         request = self._requests.get(id_hash)
@@ -381,10 +393,11 @@ class MemoryStorage:
         self.tokens: TokenStore = tokens
         outbox = MemoryOutboxStore()
         self.outbox: OutboxStore = outbox
-        self.requests: AuthRequestStore = MemoryAuthRequestStore(tokens, outbox)
+        # The request store writes a new request's consent into this device store.
+        self.devices: MemoryDeviceStore = MemoryDeviceStore()
+        self.requests: AuthRequestStore = MemoryAuthRequestStore(tokens, outbox, self.devices)
         self.replay: ReplayGuard = MemoryReplayGuard()
         self.keys: KeyStore = MemoryKeyStore()
-        self.devices: MemoryDeviceStore = MemoryDeviceStore()
 
     async def ping(self) -> bool:
         return True

@@ -69,10 +69,17 @@ class MemoryDeviceStore:
         self._codes[code_hash] = used
         return used
 
-    async def add_consent(self, consent: Consent) -> None:
+    def check_new_consent(self, consent: Consent) -> None:
         if consent.id_hash in self._consents:
             raise DuplicateError("consent exists")
+
+    def add_consent_now(self, consent: Consent) -> None:
+        """Store ``consent`` (already checked with ``check_new_consent``)."""
         self._consents[consent.id_hash] = consent
+
+    async def add_consent(self, consent: Consent) -> None:
+        self.check_new_consent(consent)
+        self.add_consent_now(consent)
 
     async def get_consent(self, id_hash: str) -> Consent | None:
         return self._consents.get(id_hash)

@@ -2,11 +2,12 @@
 
 Starlette's stack (error middlewares, router scan, ``Request`` object, async body stream)
 costs more per request than the rest of our request handling outside storage and signing.
-This pure ASGI app sits inside ``RequestContext`` and ``HttpMetrics`` (request id, access
-log and metrics stay as they are), answers an exact-path POST to one of those endpoints
-itself, and hands everything else to Starlette. The answer is the one Starlette would give:
-same ``HttpRequest``, same responses (``to_response``, ``error_response``), the body limit,
-a JSON 500 for anything unexpected, and ``scope["route"]`` set for the metrics.
+This pure ASGI app sits inside ``RequestContext`` (request id, access log and metrics stay
+as they are), answers an exact-path POST to one of those endpoints itself, and hands
+everything else to Starlette. The answer is the one Starlette would give: same
+``HttpRequest``, same responses (``to_response``, ``error_response``) sent as the two ASGI
+messages ``Response`` would send, the body limit, a JSON 500 for anything unexpected, and
+``scope["route"]`` set for the metrics.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class FastPostRoutes:
             r.path: r for r in routes if isinstance(r, Route) and "POST" in (r.methods or ())
         }
         self._hot = {path: (handler, by_path[path]) for path, handler in handlers.items()}
+        self._urls = RequestUrls()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         hot = self._hot.get(scope["path"]) if scope["type"] == "http" else None
@@ -60,20 +62,65 @@ class FastPostRoutes:
         except Exception as exc:
             request_id = structlog.contextvars.get_contextvars().get("request_id")
             response = internal_error_response(exc, request_id)
-        await response(scope, receive, send)
+        # What ``Response.__call__`` sends (no background tasks here), without the call.
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status_code,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
 
     async def _answer(self, handler: Handler, scope: Scope, receive: Receive) -> Response:
         provider = self._slot.get()
         headers = Headers(scope=scope)
         try:
             body = await _read_body(headers, receive, provider.settings.server.max_body_bytes)
-            url = URL(scope=scope)
+            url, query = self._urls.url_and_query(scope)
             http_request = HttpRequest(
-                method="POST", url=str(url), headers=headers, body=body, query=url.query
+                method="POST", url=url, headers=headers, body=body, query=query
             )
             return to_response(await handler(provider, http_request))
         except OAuthError as error:
             return error_response(error)
+
+
+class RequestUrls:
+    """``str(URL(scope=scope))`` and its ``query``, remembered for the few distinct values a
+    hot route sees (scheme, Host header, server address, path, query string): Starlette's
+    ``URL`` validates the Host header and reassembles the URL on every request. Bounded, as
+    the Host header and the query string come from the client."""
+
+    def __init__(self, limit: int = 256) -> None:
+        self._limit = limit
+        self._known: dict[tuple[object, ...], tuple[str, str]] = {}
+
+    def url_and_query(self, scope: Scope) -> tuple[str, str]:
+        server = scope.get("server")
+        key = (
+            scope.get("scheme", "http"),
+            _first_host_header(scope),
+            None if server is None else tuple(server),
+            scope["path"],
+            scope.get("query_string", b""),
+        )
+        known = self._known.get(key)
+        if known is None:
+            url = URL(scope=scope)
+            known = (str(url), url.query)
+            if len(self._known) >= self._limit:
+                self._known.clear()
+            self._known[key] = known
+        return known
+
+
+def _first_host_header(scope: Scope) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host: bytes = value
+            return host
+    return None
 
 
 async def _read_body(headers: Headers, receive: Receive, limit: int) -> bytes:

@@ -26,7 +26,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from backchannel.protocol.events import EventBus, request_topic
 from backchannel.protocol.model import RequestState
@@ -60,31 +60,23 @@ LONG_POLL_WAITERS = Gauge(
 )
 
 
-class HttpMetrics:
-    """Pure ASGI middleware counting every HTTP request by route template and status."""
+_series: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_recording_status)
-        finally:
-            endpoint = route_template(scope)
-            HTTP_REQUESTS.labels(endpoint=endpoint, status=str(status)).inc()
-            HTTP_DURATION.labels(endpoint=endpoint).observe(time.perf_counter() - started)
+def record_request(endpoint: str, status: int, seconds: float) -> None:
+    """Counts one answered HTTP request. ``labels()`` costs more than the update itself
+    (validation, a lock, a tuple of strings); the children it returns are kept here (route
+    templates and status codes are few)."""
+    series = _series.get((endpoint, status))
+    if series is None:
+        series = (
+            HTTP_REQUESTS.labels(endpoint=endpoint, status=str(status)),
+            HTTP_DURATION.labels(endpoint=endpoint),
+        )
+        _series[(endpoint, status)] = series
+    requests, duration = series
+    requests.inc()
+    duration.observe(seconds)
 
 
 def route_template(scope: Scope) -> str:

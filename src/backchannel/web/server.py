@@ -38,7 +38,7 @@ from backchannel.web.adapter import (
 )
 from backchannel.web.authenticator import authenticator_routes
 from backchannel.web.fast_routes import FastPostRoutes
-from backchannel.web.metrics import METRICS_PATH, HttpMetrics, metrics_endpoint
+from backchannel.web.metrics import METRICS_PATH, metrics_endpoint
 from backchannel.web.middleware import RequestContext
 
 ProviderFactory = Callable[[], Awaitable[Provider]]
@@ -78,8 +78,9 @@ def build_app(
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     fast = FastPostRoutes(app, slot, routes, _hot_handlers(settings, prefix))
-    served = RequestContext(fast, access_log=settings.server.access_log)
-    return HttpMetrics(served) if settings.metrics.enabled else served
+    return RequestContext(
+        fast, access_log=settings.server.access_log, metrics=settings.metrics.enabled
+    )
 
 
 def _hot_handlers(settings: Settings, prefix: str) -> dict[str, Handler]:

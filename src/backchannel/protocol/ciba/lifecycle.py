@@ -18,6 +18,7 @@ from typing import Any
 from backchannel.protocol.errors import Conflict
 from backchannel.protocol.model import (
     AuthRequest,
+    Consent,
     OutboxEntry,
     RefreshToken,
     RequestState,
@@ -46,12 +47,14 @@ async def start(
     provider: Provider,
     request: AuthRequest,
     deliveries: Sequence[OutboxEntry] = (),
+    *,
+    consent: Consent | None = None,
     **detail: Any,
 ) -> None:
     """Store a new pending request with its ``created`` event, enqueueing ``deliveries``
-    (device notices) in the same step."""
+    (device notices) and storing ``consent`` (what its devices show) in the same step."""
     await provider.storage.requests.create_request(
-        request, event(provider, "created", **detail), deliveries
+        request, event(provider, "created", **detail), deliveries, consent
     )
 
 

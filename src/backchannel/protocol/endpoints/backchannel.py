@@ -9,6 +9,7 @@ AuthRequest and acknowledge it (§7.3). Only the keyed hash of the ``auth_req_id
 from __future__ import annotations
 
 from backchannel.authenticator import notify
+from backchannel.authenticator.consent import new_consent
 from backchannel.protocol import paths
 from backchannel.protocol.ciba import lifecycle
 from backchannel.protocol.ciba.binding import check_binding_message, check_user_code
@@ -41,19 +42,21 @@ async def handle(provider: Provider, request: HttpRequest) -> HttpResponse:
     ensure_ciba_client(client)
     params = await _read_params(provider, client, form)
     user = await resolve_hint(provider, client, params)
-    await notify.admit(provider, client, user, params.binding_message)  # anti push-bombing
+    # Anti push-bombing; the user's active devices, read once for the whole request.
+    devices = await notify.admit(provider, client, user, params.binding_message)
     binding_message = check_binding_message(
         params.binding_message, provider.settings.ciba.binding_message_max_length
     )
     await check_user_code(provider, client, user, params.user_code)
     auth_req_id = provider.random.token(AUTH_REQ_ID_BYTES)
     auth_request = _new_auth_request(provider, auth_req_id, client, user, params, binding_message)
-    consent = await notify.record_consent(provider, client, auth_request)
-    notices = await notify.plan_notices(provider, client, auth_request, consent)
+    consent = new_consent(provider, client, auth_request)
+    notices = await notify.plan_notices(provider, client, auth_request, consent, devices)
     await lifecycle.start(
         provider,
         auth_request,
         notices.deliveries,  # Web Push, in the same transaction (outbox)
+        consent=consent,  # what the devices show, in the same transaction too
         client_id=client.client_id,
         hint_kind=params.hint_kind,
     )

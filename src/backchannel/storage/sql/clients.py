@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from backchannel.protocol.model import AuthMethod, Client, DeliveryMode
 from backchannel.protocol.ports import DuplicateError, MissingError
 from backchannel.storage.sql.engine import Database, read_engine
+from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables import clients
 
 _GET = select(clients).where(clients.c.client_id == bindparam("b_client_id"))
@@ -82,7 +83,7 @@ class SqlClientStore:
     async def add_client(self, client: Client) -> None:
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(insert(clients), client_to_row(client))
+                await conn.execute(insert_into(clients), client_to_row(client))
         except IntegrityError:
             raise DuplicateError(f"client {client.client_id!r} exists") from None
 

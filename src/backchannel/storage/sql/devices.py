@@ -20,6 +20,7 @@ from backchannel.protocol.model import (
 from backchannel.protocol.ports import DuplicateError, MissingError
 from backchannel.storage.sql.dialect import upsert_insert
 from backchannel.storage.sql.engine import Database, read_engine
+from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables_devices import (
     consents,
     device_notices,
@@ -112,6 +113,20 @@ def _push_to_json(push: PushSubscription | None) -> dict[str, str] | None:
     if push is None:
         return None
     return {"endpoint": push.endpoint, "p256dh": push.p256dh, "auth": push.auth}
+
+
+def consent_to_row(consent: Consent) -> dict[str, Any]:
+    """The ``consents`` row (also written by ``SqlAuthRequestStore.create_request``)."""
+    return {
+        "id_hash": consent.id_hash,
+        "subject": consent.subject,
+        "content": consent.content,
+        "content_mac": consent.content_mac,
+        "created_at": consent.created_at,
+        "binding_choices": list(consent.binding_choices)
+        if consent.binding_choices is not None
+        else None,
+    }
 
 
 def _consent_from_row(row: RowMapping) -> Consent:
@@ -209,17 +224,7 @@ class SqlDeviceStore:
         )
 
     async def add_consent(self, consent: Consent) -> None:
-        row = {
-            "id_hash": consent.id_hash,
-            "subject": consent.subject,
-            "content": consent.content,
-            "content_mac": consent.content_mac,
-            "created_at": consent.created_at,
-            "binding_choices": list(consent.binding_choices)
-            if consent.binding_choices is not None
-            else None,
-        }
-        await self._insert(consents, row, "consent exists")
+        await self._insert(consents, consent_to_row(consent), "consent exists")
 
     async def get_consent(self, id_hash: str) -> Consent | None:
         async with self._reader.connect() as conn:
@@ -240,7 +245,7 @@ class SqlDeviceStore:
 
     async def add_notice(self, subject: str, at: float) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(insert(device_notices).values(subject=subject, at=at))
+            await conn.execute(insert_into(device_notices), {"subject": subject, "at": at})
 
     async def count_notices(self, subject: str, since: float) -> int:
         async with self._reader.connect() as conn:
@@ -308,6 +313,6 @@ class SqlDeviceStore:
     async def _insert(self, table: Any, row: dict[str, Any], message: str) -> None:
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(insert(table), row)
+                await conn.execute(insert_into(table), row)
         except IntegrityError:
             raise DuplicateError(message) from None

@@ -7,14 +7,14 @@ the event-loop thread (see ``loop_sqlite``). Alembic keeps using an async engine
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import CursorResult, Dialect, make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.base import Executable
 
@@ -24,12 +24,42 @@ if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import _CoreAnyExecuteParams, _CoreSingleExecuteParams
 
 
+class MappingRows(Protocol):
+    """Rows as mappings from column key to value (SQLAlchemy's ``RowMapping`` or a dict)."""
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def first(self) -> Any: ...
+
+    def all(self) -> Sequence[Any]: ...
+
+
+class Result(Protocol):
+    """The part of SQLAlchemy's ``CursorResult`` the stores use; SQLite's prepared statements
+    (``prepared.FastRows``) offer the same."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def first(self) -> Any: ...
+
+    def all(self) -> Sequence[Any]: ...
+
+    def scalar(self) -> Any: ...
+
+    def scalar_one(self) -> Any: ...
+
+    def scalars(self) -> Iterable[Any]: ...
+
+    def mappings(self) -> MappingRows: ...
+
+
 class DatabaseConnection(Protocol):
     """What the stores do with a connection: run a statement, read one value."""
 
     async def execute(
         self, statement: Executable, parameters: _CoreAnyExecuteParams | None = None
-    ) -> CursorResult[Any]: ...
+    ) -> Result: ...
 
     async def scalar(
         self, statement: Executable, parameters: _CoreSingleExecuteParams | None = None

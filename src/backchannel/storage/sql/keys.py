@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from backchannel.protocol.model import SigningKey
 from backchannel.protocol.ports import DuplicateError, MissingError
 from backchannel.storage.sql.engine import Database, read_engine
+from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables import signing_keys
 
 _LIST = select(signing_keys).order_by(signing_keys.c.created_at, signing_keys.c.kid)
@@ -56,7 +57,7 @@ class SqlKeyStore:
     async def add_key(self, key: SigningKey) -> None:
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(insert(signing_keys), key_to_row(key))
+                await conn.execute(insert_into(signing_keys), key_to_row(key))
         except IntegrityError:
             raise DuplicateError(f"key {key.kid!r} exists") from None
 

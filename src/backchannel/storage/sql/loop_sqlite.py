@@ -8,21 +8,26 @@ write lock only for the microseconds it computes; with WAL and ``synchronous=NOR
 commit does not wait for the disk. An ``asyncio.Lock`` still serialises blocks, in case a
 caller ever awaits something else inside one.
 
-Write transactions start with ``BEGIN IMMEDIATE``: they take the write lock up front (waiting
-up to ``busy_timeout`` for another process's writer) instead of failing with
-``database is locked`` when a deferred transaction tries to upgrade its read lock. Reads run
+Write transactions start with ``BEGIN IMMEDIATE``: they take the write lock up front instead
+of failing with ``database is locked`` when a deferred transaction tries to upgrade its read
+lock. While another process (a second worker, the CLI) holds that lock, the transaction waits
+for it asynchronously, retrying for up to ``busy_timeout``; the loop keeps serving. Reads run
 in the driver's autocommit mode: no BEGIN, no ROLLBACK.
+
+Statements executed again and again skip SQLAlchemy's execution machinery (``prepared``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, CursorResult, Dialect, make_url
+from sqlalchemy import create_engine, event, exc
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.base import Executable
 
@@ -30,31 +35,71 @@ from backchannel.settings import DatabaseSettings
 from backchannel.storage.sql.engine import (
     JSON_OPTIONS,
     DatabaseConnection,
+    Result,
     create_parent_directory,
     sqlite_pragmas,
 )
+from backchannel.storage.sql.prepared import StatementCache
 
 if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import _CoreAnyExecuteParams, _CoreSingleExecuteParams
 
 
+def _retry_delay(attempt: int) -> float:
+    """While another process holds the write lock: first only let the loop run what is
+    ready (that writer's transactions last microseconds), then back off up to 5 ms."""
+    if attempt <= 20:
+        return 0
+    return min(0.0005 * 2.0 ** (attempt - 21), 0.005)
+
+
+class _LockedError(sqlite3.OperationalError):
+    def __init__(self) -> None:
+        super().__init__("database is locked")
+
+
 class LoopSqliteConnection:
-    """The async face of the pinned connection; every call completes without suspending."""
+    """The async face of the pinned connection; every call completes without suspending.
+    Statements executed repeatedly run straight on the driver (``prepared``)."""
 
-    __slots__ = ("_sync",)
+    __slots__ = ("_driver", "_statements", "_sync")
 
-    def __init__(self, sync: Connection) -> None:
+    def __init__(self, sync: Connection, driver: sqlite3.Connection, statements: StatementCache):
         self._sync = sync
+        self._driver = driver
+        self._statements = statements
 
     async def execute(
         self, statement: Executable, parameters: _CoreAnyExecuteParams | None = None
-    ) -> CursorResult[Any]:
-        return self._sync.execute(statement, parameters)
+    ) -> Result:
+        return self._run(statement, parameters)
 
     async def scalar(
         self, statement: Executable, parameters: _CoreSingleExecuteParams | None = None
     ) -> Any:
-        return self._sync.scalar(statement, parameters)
+        return self._run(statement, parameters).scalar()
+
+    def _run(self, statement: Executable, parameters: _CoreAnyExecuteParams | None) -> Result:
+        if parameters is None:
+            parameters = {}
+        if isinstance(parameters, Mapping):
+            prepared = self._statements.lookup(statement, tuple(parameters))
+            if prepared is not None:
+                return prepared.run(self._driver, parameters)
+        elif _same_keys(parameters):
+            keys = tuple(parameters[0])
+            prepared = self._statements.lookup(statement, keys, many=True)
+            if prepared is not None:
+                return prepared.run_many(self._driver, parameters)
+        return self._sync.execute(statement, parameters)
+
+
+def _same_keys(rows: Sequence[Any]) -> bool:
+    """A non-empty list of parameter mappings that all name the same parameters."""
+    if not rows or not isinstance(rows[0], Mapping):
+        return False
+    keys = rows[0].keys()
+    return all(isinstance(row, Mapping) and row.keys() == keys for row in rows)
 
 
 class LoopSqliteDatabase:
@@ -77,6 +122,9 @@ class LoopSqliteDatabase:
             for pragma in pragmas:
                 dbapi_connection.execute(pragma).close()
 
+        self._busy_timeout_s = db.sqlite_busy_timeout_ms / 1000
+        self._busy_timeout_pragma = f"PRAGMA busy_timeout={int(db.sqlite_busy_timeout_ms)}"
+        self.statements = StatementCache(self._engine.dialect)
         self._lock = asyncio.Lock()
         self._connection: Connection | None = None
         self._wrapped: LoopSqliteConnection
@@ -88,11 +136,9 @@ class LoopSqliteDatabase:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[DatabaseConnection]:
-        async with self._lock:
+        await self._lock_for_writing()
+        try:
             conn, wrapped = self._pinned()
-            # Straight to the driver: SQLAlchemy (re)starts its own bookkeeping on the first
-            # statement, and its commit()/rollback() reach the driver's, which end ours.
-            self._dbapi.execute("BEGIN IMMEDIATE").close()
             try:
                 yield wrapped
             except BaseException:
@@ -103,6 +149,45 @@ class LoopSqliteDatabase:
             conn.commit()
             if self._dbapi.in_transaction:
                 self._dbapi.commit()
+        finally:
+            self._lock.release()
+
+    async def _lock_for_writing(self) -> None:
+        """Hold ``self._lock`` and SQLite's write lock. While another process writes, wait
+        without blocking the loop: SQLite's own busy handler would sleep (1 ms and more) on
+        the loop thread, stalling every request of this worker for a lock that is usually
+        free again within microseconds."""
+        deadline = time.monotonic() + self._busy_timeout_s
+        attempts = 0
+        while True:
+            await self._lock.acquire()
+            try:
+                if self._try_begin_immediate():
+                    return
+            except BaseException:
+                self._lock.release()
+                raise
+            self._lock.release()
+            if time.monotonic() >= deadline:
+                raise exc.OperationalError("BEGIN IMMEDIATE", None, _LockedError(), False)
+            attempts += 1
+            await asyncio.sleep(_retry_delay(attempts))
+
+    def _try_begin_immediate(self) -> bool:
+        """``BEGIN IMMEDIATE`` straight to the driver, without SQLite's busy wait. SQLAlchemy
+        (re)starts its own bookkeeping on the first statement it runs, and its
+        commit()/rollback() reach the driver's, which end ours."""
+        self._pinned()
+        self._dbapi.execute("PRAGMA busy_timeout=0").close()
+        try:
+            self._dbapi.execute("BEGIN IMMEDIATE").close()
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                raise
+            return False
+        finally:
+            self._dbapi.execute(self._busy_timeout_pragma).close()
+        return True
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[DatabaseConnection]:
@@ -122,6 +207,6 @@ class LoopSqliteDatabase:
     def _pinned(self) -> tuple[Connection, LoopSqliteConnection]:
         if self._connection is None:
             self._connection = self._engine.connect()
-            self._wrapped = LoopSqliteConnection(self._connection)
             self._dbapi = self._connection.connection.dbapi_connection
+            self._wrapped = LoopSqliteConnection(self._connection, self._dbapi, self.statements)
         return self._connection, self._wrapped

@@ -21,6 +21,7 @@ from backchannel.protocol.model import OutboxEntry, OutboxState, TimelineEvent
 from backchannel.protocol.ports import DuplicateError
 from backchannel.storage.sql.dialect import upsert_insert
 from backchannel.storage.sql.engine import Database, DatabaseConnection, read_engine
+from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables import timeline_events
 from backchannel.storage.sql.tables_outbox import outbox_entries, worker_leases
 
@@ -69,7 +70,7 @@ def entry_from_row(row: RowMapping) -> OutboxEntry:
 async def insert_entries(conn: DatabaseConnection, entries: Sequence[OutboxEntry]) -> None:
     """Add ``entries`` inside the caller's transaction (the request store uses this)."""
     if entries:
-        await conn.execute(insert(o), [entry_to_row(e) for e in entries])
+        await conn.execute(insert_into(o), [entry_to_row(e) for e in entries])
 
 
 class SqlOutboxStore:

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Double, Integer, bindparam, func, insert, select, update
+from sqlalchemy import Double, Integer, bindparam, func, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from backchannel.protocol.model import (
     AuthRequest,
+    Consent,
     DeliveryMode,
     OutboxEntry,
     RefreshToken,
@@ -24,9 +25,12 @@ from backchannel.protocol.model import (
 )
 from backchannel.protocol.ports import DuplicateError, MissingError
 from backchannel.storage.memory import MUTABLE_REQUEST_FIELDS
+from backchannel.storage.sql.devices import consent_to_row
 from backchannel.storage.sql.engine import Database, DatabaseConnection, read_engine
 from backchannel.storage.sql.outbox import insert_entries
+from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables import auth_requests, refresh_tokens, timeline_events
+from backchannel.storage.sql.tables_devices import consents
 from backchannel.storage.sql.tokens import refresh_token_to_row
 
 t = auth_requests
@@ -48,7 +52,9 @@ _POLL_AGAIN = (
     .values(_POLL_VALUES)
 )
 _NEWEST_FIRST = (t.c.created_at.desc(), t.c.id_hash.desc())
-_INSERT_EVENT = insert(timeline_events)
+_INSERT_REQUEST = insert_into(t)
+_INSERT_EVENT = insert_into(timeline_events)
+_INSERT_CONSENT = insert_into(consents)
 _TIMELINE = (
     select(timeline_events.c.at, timeline_events.c.kind, timeline_events.c.detail)
     .where(timeline_events.c.id_hash == bindparam("b_id"))
@@ -171,14 +177,17 @@ class SqlAuthRequestStore:
         request: AuthRequest,
         event: TimelineEvent,
         deliveries: Sequence[OutboxEntry] = (),
+        consent: Consent | None = None,
     ) -> None:
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(insert(t), request_to_row(request))
+                await conn.execute(_INSERT_REQUEST, request_to_row(request))
                 await conn.execute(_INSERT_EVENT, _event_row(request.id_hash, event))
+                if consent is not None:
+                    await conn.execute(_INSERT_CONSENT, consent_to_row(consent))
                 await insert_entries(conn, deliveries)
         except IntegrityError:
-            raise DuplicateError("auth request or outbox entry exists") from None
+            raise DuplicateError("auth request, consent or outbox entry exists") from None
 
     async def get_request(self, id_hash: str) -> AuthRequest | None:
         async with self._reader.connect() as conn:
@@ -235,7 +244,9 @@ class SqlAuthRequestStore:
             async with self._engine.begin() as conn:
                 won = await self._conditional_write(conn, redeemed, RequestState.APPROVED, event)
                 if won and refresh_token is not None:
-                    await conn.execute(insert(refresh_tokens), refresh_token_to_row(refresh_token))
+                    await conn.execute(
+                        insert_into(refresh_tokens), refresh_token_to_row(refresh_token)
+                    )
                 if won:
                     await insert_entries(conn, deliveries)
         except IntegrityError:

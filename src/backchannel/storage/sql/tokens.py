@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Double, bindparam, insert, select, update
+from sqlalchemy import Double, bindparam, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import BindParameter
@@ -13,6 +13,7 @@ from backchannel.protocol.model import RefreshToken
 from backchannel.protocol.ports import DuplicateError
 from backchannel.storage.sql.dialect import upsert_insert
 from backchannel.storage.sql.engine import Database, read_engine
+from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables import refresh_tokens, revoked_access_tokens
 
 rt = refresh_tokens
@@ -84,7 +85,7 @@ class SqlTokenStore:
     async def add_refresh_token(self, token: RefreshToken) -> None:
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(insert(rt), refresh_token_to_row(token))
+                await conn.execute(insert_into(rt), refresh_token_to_row(token))
         except IntegrityError:
             raise DuplicateError("refresh token exists") from None
 
@@ -99,7 +100,7 @@ class SqlTokenStore:
                 result = await conn.execute(_ROTATE, {"b_hash": old_hash, "b_now": now})
                 if result.rowcount != 1:
                     return False
-                await conn.execute(insert(rt), refresh_token_to_row(new))
+                await conn.execute(insert_into(rt), refresh_token_to_row(new))
         except IntegrityError:
             raise DuplicateError("refresh token exists") from None
         return True

@@ -6,13 +6,14 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Double, Integer, Select, bindparam, case, delete, insert, or_, select, update
+from sqlalchemy import Double, Integer, Select, bindparam, case, delete, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
 from backchannel.protocol.model import User
 from backchannel.protocol.ports import DuplicateError, LookupKind, MissingError, UserLookup
 from backchannel.storage.sql.engine import Database, read_engine
+from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables import users
 
 _BY_SUBJECT = users.c.subject == bindparam("b_subject")
@@ -119,7 +120,7 @@ class SqlUserDirectory:
     async def add_user(self, user: User) -> None:
         try:
             async with self._engine.begin() as conn:
-                await conn.execute(insert(users), user_to_row(user))
+                await conn.execute(insert_into(users), user_to_row(user))
         except IntegrityError:
             raise DuplicateError(
                 "a user with this subject, username, email or phone exists"
