@@ -4,11 +4,14 @@ write transactions that take the write lock up front, every commit durable befor
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select, text
+from sqlalchemy.exc import OperationalError
 
 from backchannel.settings import DatabaseSettings
 from backchannel.storage import migrate, open_storage
@@ -135,6 +138,91 @@ async def test_pragmas_are_applied(tmp_path: Path) -> None:
                 await conn.scalar(text(f"PRAGMA {name}"))
                 for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
             ]
-        assert values == ["wal", 1, 1, int(db.sqlite_busy_timeout_ms)]
+        # busy_timeout 0: SQLite must not sleep on the loop thread; the waiting is ours.
+        assert values == ["wal", 1, 1, 0]
     finally:
         await database.dispose()
+
+
+def _hold_lock(path: str, pragmas: tuple[str, ...], held: threading.Event, seconds: float) -> None:
+    """Another process's connection: take SQLite's write lock and keep it for ``seconds``."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        for pragma in pragmas:
+            other.execute(pragma)
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO replay_keys (key, expires_at) VALUES ('other', 1.0)")
+        held.set()
+        time.sleep(seconds)
+        other.execute("COMMIT")
+    finally:
+        other.close()
+
+
+async def _ticks_while(task: asyncio.Task[None]) -> int:
+    """How often the loop ran something else while ``task`` waited."""
+    ticks = 0
+    while not task.done():
+        await asyncio.sleep(0.01)
+        ticks += 1
+    await task
+    return ticks
+
+
+async def _wait_held(held: threading.Event) -> None:
+    while not held.is_set():
+        await asyncio.sleep(0.005)
+
+
+async def _write_and_read_when_free(
+    tmp_path: Path, pragmas: tuple[str, ...], seconds: float
+) -> tuple[int, list[str]]:
+    db = await _migrated(tmp_path)
+    database = LoopSqliteDatabase(db)
+    held = threading.Event()
+    path = str(tmp_path / "backchannel.db")
+    holder = threading.Thread(target=_hold_lock, args=(path, pragmas, held, seconds))
+    holder.start()
+    try:
+        await _wait_held(held)
+
+        async def write_then_read() -> None:
+            async with database.begin() as conn:
+                await conn.execute(insert(replay_keys), {"key": "ours", "expires_at": 1.0})
+
+        ticks = await _ticks_while(asyncio.create_task(write_then_read()))
+        async with database.connect() as conn:
+            keys = (await conn.execute(select(replay_keys.c.key).order_by("key"))).scalars()
+            return ticks, list(keys)
+    finally:
+        holder.join()
+        await database.dispose()
+
+
+async def test_a_writer_waits_for_another_process_lock_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    ticks, keys = await _write_and_read_when_free(tmp_path, ("PRAGMA journal_mode=WAL",), 0.3)
+    assert keys == ["other", "ours"]
+    assert ticks >= 10  # the loop kept running during the 0.3 s wait
+
+
+async def test_a_writer_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
+    db = await _migrated(tmp_path)
+    quick = LoopSqliteDatabase(db.model_copy(update={"sqlite_busy_timeout_ms": 100}))
+    held = threading.Event()
+    holder = threading.Thread(
+        target=_hold_lock,
+        args=(str(tmp_path / "backchannel.db"), ("PRAGMA journal_mode=WAL",), held, 0.6),
+    )
+    holder.start()
+    try:
+        await _wait_held(held)
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with quick.begin() as conn:
+                await conn.execute(insert(replay_keys), {"key": "ours", "expires_at": 1.0})
+        assert time.monotonic() - started < 0.5
+    finally:
+        holder.join()
+        await quick.dispose()

@@ -62,22 +62,51 @@ class LoopSqliteConnection:
     """The async face of the pinned connection; every call completes without suspending.
     Statements executed repeatedly run straight on the driver (``prepared``)."""
 
-    __slots__ = ("_driver", "_statements", "_sync")
+    __slots__ = ("_busy_timeout_s", "_driver", "_statements", "_sync")
 
-    def __init__(self, sync: Connection, driver: sqlite3.Connection, statements: StatementCache):
+    def __init__(
+        self,
+        sync: Connection,
+        driver: sqlite3.Connection,
+        statements: StatementCache,
+        busy_timeout_s: float,
+    ) -> None:
         self._sync = sync
         self._driver = driver
         self._statements = statements
+        self._busy_timeout_s = busy_timeout_s
 
     async def execute(
         self, statement: Executable, parameters: _CoreAnyExecuteParams | None = None
     ) -> Result:
-        return self._run(statement, parameters)
+        try:
+            return self._run(statement, parameters)
+        except exc.OperationalError as error:
+            if self._driver.in_transaction or not _is_busy(error.orig):
+                raise
+        return await self._retry_read(statement, parameters)
 
     async def scalar(
         self, statement: Executable, parameters: _CoreSingleExecuteParams | None = None
     ) -> Any:
-        return self._run(statement, parameters).scalar()
+        return (await self.execute(statement, parameters)).scalar()
+
+    async def _retry_read(
+        self, statement: Executable, parameters: _CoreAnyExecuteParams | None
+    ) -> Result:
+        """A read outside a transaction found the database busy (in WAL mode only while a
+        connection recovers or closes the WAL): wait for it like SQLite's busy handler
+        would, without blocking the loop."""
+        deadline = time.monotonic() + self._busy_timeout_s
+        attempts = 0
+        while True:
+            attempts += 1
+            await asyncio.sleep(_retry_delay(attempts))
+            try:
+                return self._run(statement, parameters)
+            except exc.OperationalError as error:
+                if not _is_busy(error.orig) or time.monotonic() >= deadline:
+                    raise
 
     def _run(self, statement: Executable, parameters: _CoreAnyExecuteParams | None) -> Result:
         if parameters is None:
@@ -92,6 +121,12 @@ class LoopSqliteConnection:
             if prepared is not None:
                 return prepared.run_many(self._driver, parameters)
         return self._sync.execute(statement, parameters)
+
+
+def _is_busy(error: BaseException | None) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and (
+        error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+    )
 
 
 def _same_keys(rows: Sequence[Any]) -> bool:
@@ -115,7 +150,9 @@ class LoopSqliteDatabase:
             connect_args={"isolation_level": None},
             **JSON_OPTIONS,
         )
-        pragmas = sqlite_pragmas(db)
+        # No busy wait inside SQLite: it would sleep on the loop thread. Waits for another
+        # process's lock are ours, asynchronous (``_lock_for_writing``, ``_retry_read``).
+        pragmas = (*sqlite_pragmas(db), "PRAGMA busy_timeout=0")
 
         @event.listens_for(self._engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -123,7 +160,6 @@ class LoopSqliteDatabase:
                 dbapi_connection.execute(pragma).close()
 
         self._busy_timeout_s = db.sqlite_busy_timeout_ms / 1000
-        self._busy_timeout_pragma = f"PRAGMA busy_timeout={int(db.sqlite_busy_timeout_ms)}"
         self.statements = StatementCache(self._engine.dialect)
         self._lock = asyncio.Lock()
         self._connection: Connection | None = None
@@ -178,15 +214,12 @@ class LoopSqliteDatabase:
         (re)starts its own bookkeeping on the first statement it runs, and its
         commit()/rollback() reach the driver's, which end ours."""
         self._pinned()
-        self._dbapi.execute("PRAGMA busy_timeout=0").close()
         try:
             self._dbapi.execute("BEGIN IMMEDIATE").close()
         except sqlite3.OperationalError as error:
-            if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+            if not _is_busy(error):
                 raise
             return False
-        finally:
-            self._dbapi.execute(self._busy_timeout_pragma).close()
         return True
 
     @asynccontextmanager
@@ -208,5 +241,7 @@ class LoopSqliteDatabase:
         if self._connection is None:
             self._connection = self._engine.connect()
             self._dbapi = self._connection.connection.dbapi_connection
-            self._wrapped = LoopSqliteConnection(self._connection, self._dbapi, self.statements)
+            self._wrapped = LoopSqliteConnection(
+                self._connection, self._dbapi, self.statements, self._busy_timeout_s
+            )
         return self._connection, self._wrapped
