@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from starlette.types import ASGIApp
 
 from backchannel.events import open_event_bus
@@ -62,4 +64,17 @@ def create_app() -> ASGIApp:
     """uvicorn factory (``backchannel.app:create_app``): settings from file and environment."""
     from backchannel.settings import load_settings
 
-    return compose(load_settings())
+    app = compose(load_settings())
+    tune_garbage_collector()
+    return app
+
+
+def tune_garbage_collector() -> None:
+    """For a serving process: what exists at start-up (modules, settings, routes) lives as
+    long as the process, so the collector stops walking it (``gc.freeze``); and a young
+    collection runs every 20,000 net allocations instead of 700. A request allocates a few
+    thousand short-lived objects, nearly all freed by reference counting, and the default
+    threshold ran the cycle collector several times per request (about 3 % of the CPU of a
+    poll flow). Cycles are still found, a little later."""
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)

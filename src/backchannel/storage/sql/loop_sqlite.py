@@ -22,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, exc
@@ -137,6 +137,45 @@ def _same_keys(rows: Sequence[Any]) -> bool:
     return all(isinstance(row, Mapping) and row.keys() == keys for row in rows)
 
 
+class _WriteBlock:
+    """``async with database.begin()``: one committed transaction (rolled back on error)."""
+
+    __slots__ = ("_database",)
+
+    def __init__(self, database: LoopSqliteDatabase) -> None:
+        self._database = database
+
+    async def __aenter__(self) -> DatabaseConnection:
+        await self._database._lock_for_writing()
+        return self._database._pinned()[1]
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            self._database._end_transaction(commit=exc_type is None)
+        finally:
+            self._database._lock.release()
+
+
+class _ReadBlock:
+    """``async with database.connect()``: reads, holding the connection for the block."""
+
+    __slots__ = ("_database",)
+
+    def __init__(self, database: LoopSqliteDatabase) -> None:
+        self._database = database
+
+    async def __aenter__(self) -> DatabaseConnection:
+        await self._database._lock.acquire()
+        try:
+            return self._database._pinned()[1]
+        except BaseException:
+            self._database._lock.release()
+            raise
+
+    async def __aexit__(self, *_: object) -> None:
+        self._database._lock.release()
+
+
 class LoopSqliteDatabase:
     """A ``Database`` over one SQLite connection used only from the event-loop thread."""
 
@@ -170,23 +209,8 @@ class LoopSqliteDatabase:
     def dialect(self) -> Dialect:
         return self._engine.dialect
 
-    @asynccontextmanager
-    async def begin(self) -> AsyncIterator[DatabaseConnection]:
-        await self._lock_for_writing()
-        try:
-            conn, wrapped = self._pinned()
-            try:
-                yield wrapped
-            except BaseException:
-                conn.rollback()
-                if self._dbapi.in_transaction:  # no statement ran: SQLAlchemy saw no BEGIN
-                    self._dbapi.rollback()
-                raise
-            conn.commit()
-            if self._dbapi.in_transaction:
-                self._dbapi.commit()
-        finally:
-            self._lock.release()
+    def begin(self) -> AbstractAsyncContextManager[DatabaseConnection]:
+        return _WriteBlock(self)
 
     async def _lock_for_writing(self) -> None:
         """Hold ``self._lock`` and SQLite's write lock. While another process writes, wait
@@ -222,13 +246,30 @@ class LoopSqliteDatabase:
             return False
         return True
 
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[DatabaseConnection]:
+    def connect(self) -> AbstractAsyncContextManager[DatabaseConnection]:
         """Reads, in the driver's autocommit mode. Nothing to end afterwards: outside BEGIN
         there is no SQLite transaction, and SQLAlchemy's bookkeeping ends at the next
         ``begin()``'s commit."""
-        async with self._lock:
-            yield self._pinned()[1]
+        return _ReadBlock(self)
+
+    def _end_transaction(self, commit: bool) -> None:
+        conn = self._connection
+        assert conn is not None
+        if commit:
+            try:
+                conn.commit()
+                if self._dbapi.in_transaction:  # no statement went through SQLAlchemy
+                    self._dbapi.commit()
+                return
+            except BaseException:
+                self._rollback(conn)
+                raise
+        self._rollback(conn)
+
+    def _rollback(self, conn: Connection) -> None:
+        conn.rollback()
+        if self._dbapi.in_transaction:  # no statement went through SQLAlchemy
+            self._dbapi.rollback()
 
     async def dispose(self) -> None:
         async with self._lock:
