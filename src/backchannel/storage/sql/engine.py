@@ -1,8 +1,9 @@
 """Engines for the two supported drivers, configured the way Backchannel needs them.
 
-The stores talk to a ``Database``: on PostgreSQL that is SQLAlchemy's ``AsyncEngine``
-(asyncpg, pooled); on SQLite it is ``LoopSqliteDatabase``, one stdlib connection used from
-the event-loop thread (see ``loop_sqlite``). Alembic keeps using an async engine for both.
+The stores talk to a ``Database``: on PostgreSQL that is ``LeanPostgresDatabase``, statements
+compiled by SQLAlchemy run straight on a pool of asyncpg connections (see ``lean_postgres``);
+on SQLite it is ``LoopSqliteDatabase``, one stdlib connection used from the event-loop thread
+(see ``loop_sqlite``). Alembic keeps using SQLAlchemy's async engine for both.
 """
 
 from __future__ import annotations
@@ -105,12 +106,14 @@ def open_database(db: DatabaseSettings) -> Database:
         from backchannel.storage.sql.loop_sqlite import LoopSqliteDatabase
 
         return LoopSqliteDatabase(db)
-    return create_engine(db)
+    from backchannel.storage.sql.lean_postgres import LeanPostgresDatabase
+
+    return LeanPostgresDatabase(db)
 
 
 def create_engine(db: DatabaseSettings) -> AsyncEngine:
     """An async engine: SQLite (file created on demand, WAL) or PostgreSQL (pooled).
-    Used for migrations and for PostgreSQL at run time."""
+    Used for migrations."""
     if db.is_sqlite:
         return _sqlite_engine(db)
     return create_async_engine(db.url, pool_size=db.pool_size, **JSON_OPTIONS)
@@ -138,9 +141,9 @@ def create_parent_directory(url: str) -> None:
 
 
 def read_engine(engine: Database) -> Database:
-    """The engine for single-statement reads. On PostgreSQL it runs them in autocommit, which
-    saves the BEGIN and ROLLBACK round trips; on SQLite reads never open a transaction
-    anyway. Shares the pool with ``engine``."""
+    """The engine for single-statement reads, in autocommit: no BEGIN and ROLLBACK round
+    trips. ``LeanPostgresDatabase`` and ``LoopSqliteDatabase`` already read that way in
+    ``connect()``; a SQLAlchemy engine on PostgreSQL is asked to (sharing its pool)."""
     if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
         return engine.execution_options(isolation_level="AUTOCOMMIT")
     return engine

@@ -13,7 +13,8 @@ built per call (a new object each time) is never seen twice and keeps going thro
 SQLAlchemy, as does anything this module does not handle (expanding ``IN`` lists,
 RETURNING with several rows of parameters, Python-side column defaults, escaped bind names,
 ``text()``).
-Results offer the part of SQLAlchemy's ``Result`` API the stores use.
+Results offer the part of SQLAlchemy's ``Result`` API the stores use; ``lean_postgres`` returns
+the same types and shares the helpers below.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any]
 _SUPPORTED = (Select, Insert, Update, Delete)
-_MISSING = object()
+MISSING = object()
 
 
 class FastRows:
@@ -97,7 +98,7 @@ class PreparedStatement:
         self.sql = compiled.string
         defaults = compiled.construct_params(_check=False)
         self._binds: tuple[tuple[str, Any, Processor | None], ...] = tuple(
-            (name, _default(compiled, name, defaults), _bind_processor(compiled, name, dialect))
+            (name, bind_default(compiled, name, defaults), bind_processor(compiled, name, dialect))
             for name in compiled.positiontup or ()
         )
         columns = _result_columns(statement)
@@ -107,7 +108,7 @@ class PreparedStatement:
             for index, column in enumerate(columns)
             if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None))
         )
-        self._row = _row_class(self._keys)
+        self._row = row_class(self._keys)
 
     @property
     def returns_rows(self) -> bool:
@@ -137,7 +138,7 @@ class PreparedStatement:
         values = []
         for name, default, processor in self._binds:
             value = parameters.get(name, default)
-            if value is _MISSING:
+            if value is MISSING:
                 raise exc.InvalidRequestError(f"a value is required for bind parameter {name!r}")
             values.append(processor(value) if processor is not None else value)
         return values
@@ -151,7 +152,7 @@ class PreparedStatement:
         return self._row._make(row)
 
 
-def _row_class(keys: tuple[str, ...]) -> Any:
+def row_class(keys: tuple[str, ...]) -> Any:
     """A tuple with attribute access and ``_mapping``, like SQLAlchemy's ``Row``."""
     fields = namedtuple("Fields", keys, rename=True)  # type: ignore[misc]
 
@@ -189,14 +190,14 @@ def _needs_sqlalchemy(compiled: SQLCompiler) -> bool:
     )
 
 
-def _default(compiled: SQLCompiler, name: str, defaults: Mapping[str, Any]) -> Any:
+def bind_default(compiled: SQLCompiler, name: str, defaults: Mapping[str, Any]) -> Any:
     bind = compiled.binds[name]
     if bind.required and bind.callable is None and bind.value is None:
-        return _MISSING
+        return MISSING
     return defaults.get(name)
 
 
-def _bind_processor(compiled: SQLCompiler, name: str, dialect: Dialect) -> Processor | None:
+def bind_processor(compiled: SQLCompiler, name: str, dialect: Dialect) -> Processor | None:
     bind_type = compiled.binds[name].type
     return bind_type.dialect_impl(dialect).bind_processor(dialect)
 
