@@ -60,7 +60,9 @@ class DatabaseSettings(Section):
         description="sqlite+aiosqlite:///PATH (embedded) or postgresql+asyncpg://USER@HOST/DB.",
     )
     pool_size: int = Field(10, ge=1, le=200, description="Connections per process (PostgreSQL).")
-    sqlite_busy_timeout_ms: int = Field(5000, ge=0, description="SQLite busy timeout.")
+    sqlite_busy_timeout_ms: int = Field(
+        5000, ge=0, description="How long a write waits for another process's SQLite write lock."
+    )
 
     @field_validator("url")
     @classmethod
