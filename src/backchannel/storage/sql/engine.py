@@ -91,10 +91,12 @@ JSON_OPTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
-def sqlite_pragmas(db: DatabaseSettings) -> tuple[str, ...]:
+def sqlite_pragmas(db: DatabaseSettings, *, busy_timeout_ms: int | None = None) -> tuple[str, ...]:
+    """``busy_timeout_ms`` overrides the setting (the loop connection waits on its own)."""
+    timeout = db.sqlite_busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
     return (
         "PRAGMA journal_mode=WAL",
-        f"PRAGMA busy_timeout={int(db.sqlite_busy_timeout_ms)}",
+        f"PRAGMA busy_timeout={int(timeout)}",
         "PRAGMA synchronous=NORMAL",
         "PRAGMA foreign_keys=ON",
     )

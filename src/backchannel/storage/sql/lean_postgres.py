@@ -41,18 +41,18 @@ from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.sql import Insert
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import ClauseElement
-from sqlalchemy.sql.selectable import SelectBase
 
 from backchannel.settings import DatabaseSettings
 from backchannel.storage.sql.engine import JSON_OPTIONS, DatabaseConnection, Result
 from backchannel.storage.sql.prepared import (
-    MISSING,
     FastRows,
     Processor,
-    bind_default,
-    bind_processor,
+    column_keys,
+    positional_binds,
+    positional_values,
+    processed,
+    result_columns,
     row_class,
 )
 
@@ -278,15 +278,6 @@ async def _close(connection: Connection) -> None:
 # -- statements -------------------------------------------------------------------------------
 
 
-def _result_columns(statement: Executable) -> Sequence[Any] | None:
-    """The columns a statement returns; None when only the server knows (``text()``)."""
-    if isinstance(statement, SelectBase):
-        return list(statement.selected_columns)
-    if isinstance(statement, UpdateBase):
-        return list(statement.exported_columns)
-    return None
-
-
 def _is_plain_insert(statement: Executable) -> bool:
     """An INSERT without RETURNING. Compiled as for executemany, so that SQLAlchemy does not
     add ``RETURNING id`` for a server-generated key the stores never read."""
@@ -320,20 +311,15 @@ class PgStatement:
         self._compiled = compiled
         self._dialect = dialect
         defaults = compiled.construct_params(_check=False, escape_names=False)
-        self._binds: tuple[tuple[str, Any, Processor | None], ...] = tuple(
-            (name, bind_default(compiled, name, defaults), bind_processor(compiled, name, dialect))
-            for name in compiled.positiontup or ()
-        )
+        self._binds = positional_binds(compiled, dialect, defaults)
         self.expanding = bool(compiled.post_compile_params or compiled.literal_execute_params)
         # Values computed per execution (bind callables) are not baked into the fast loop.
         self.fast = not self.expanding and all(
             bind.callable is None for bind in compiled.binds.values()
         )
-        self._columns = _result_columns(statement)
+        self._columns = result_columns(statement)
         self.returns_rows: bool | None = None if self._columns is None else bool(self._columns)
-        self._keys: tuple[str, ...] = tuple(
-            column.key or f"column_{index}" for index, column in enumerate(self._columns or ())
-        )
+        self._keys = column_keys(self._columns or ())
         self._result: tuple[tuple[int, Processor], ...] | None = (
             () if self.returns_rows is False else None
         )
@@ -341,13 +327,7 @@ class PgStatement:
 
     def values(self, parameters: Mapping[str, Any]) -> list[Any]:
         """The positional values (``fast`` statements only)."""
-        values = []
-        for name, default, processor in self._binds:
-            value = parameters.get(name, default)
-            if value is MISSING:
-                raise exc.InvalidRequestError(f"A value is required for bind parameter {name!r}")
-            values.append(value if processor is None else processor(value))
-        return values
+        return positional_values(self._binds, parameters)
 
     def bind(
         self, parameters: Mapping[str, Any], extracted: Sequence[Any] | None
@@ -435,17 +415,10 @@ class PgStatement:
         make = self._row._make
         processors = self._result
         if processors:
-            rows = [make(_processed(record, processors)) for record in records]
+            rows = [make(processed(record, processors)) for record in records]
         else:
             rows = [make(record) for record in records]
         return FastRows(self._keys, rows, len(rows))
-
-
-def _processed(record: Any, processors: tuple[tuple[int, Processor], ...]) -> list[Any]:
-    values = list(record)
-    for index, processor in processors:
-        values[index] = processor(values[index])
-    return values
 
 
 class PgStatementCache:

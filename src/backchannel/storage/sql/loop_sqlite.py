@@ -191,7 +191,7 @@ class LoopSqliteDatabase:
         )
         # No busy wait inside SQLite: it would sleep on the loop thread. Waits for another
         # process's lock are ours, asynchronous (``_lock_for_writing``, ``_retry_read``).
-        pragmas = (*sqlite_pragmas(db), "PRAGMA busy_timeout=0")
+        pragmas = sqlite_pragmas(db, busy_timeout_ms=0)
 
         @event.listens_for(self._engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -31,6 +31,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Delete, Insert, Select, Update
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.selectable import SelectBase
 
 Processor = Callable[[Any], Any]
 _SUPPORTED = (Select, Insert, Update, Delete)
@@ -96,13 +98,9 @@ class PreparedStatement:
 
     def __init__(self, compiled: SQLCompiler, statement: Executable, dialect: Dialect) -> None:
         self.sql = compiled.string
-        defaults = compiled.construct_params(_check=False)
-        self._binds: tuple[tuple[str, Any, Processor | None], ...] = tuple(
-            (name, bind_default(compiled, name, defaults), bind_processor(compiled, name, dialect))
-            for name in compiled.positiontup or ()
-        )
-        columns = _result_columns(statement)
-        self._keys = tuple(column.key or f"column_{index}" for index, column in enumerate(columns))
+        self._binds = positional_binds(compiled, dialect, compiled.construct_params(_check=False))
+        columns = result_columns(statement) or ()
+        self._keys = column_keys(columns)
         self._result = tuple(
             (index, processor)
             for index, column in enumerate(columns)
@@ -115,7 +113,7 @@ class PreparedStatement:
         return bool(self._keys)
 
     def run(self, driver: sqlite3.Connection, parameters: Mapping[str, Any]) -> FastRows:
-        values = self._values(parameters)
+        values = positional_values(self._binds, parameters)
         try:
             cursor = driver.execute(self.sql, values)
             raw = cursor.fetchall()
@@ -127,29 +125,15 @@ class PreparedStatement:
 
     def run_many(self, driver: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> FastRows:
         """executemany: for statements that return no rows (inserts of several rows)."""
-        values = [self._values(parameters) for parameters in rows]
+        values = [positional_values(self._binds, parameters) for parameters in rows]
         try:
             cursor = driver.executemany(self.sql, values)
         except sqlite3.Error as error:
             raise exc.DBAPIError.instance(self.sql, values, error, sqlite3.Error) from error
         return FastRows(self._keys, [], cursor.rowcount)
 
-    def _values(self, parameters: Mapping[str, Any]) -> list[Any]:
-        values = []
-        for name, default, processor in self._binds:
-            value = parameters.get(name, default)
-            if value is MISSING:
-                raise exc.InvalidRequestError(f"a value is required for bind parameter {name!r}")
-            values.append(processor(value) if processor is not None else value)
-        return values
-
     def _process(self, row: tuple[Any, ...]) -> Any:
-        if self._result:
-            processed = list(row)
-            for index, processor in self._result:
-                processed[index] = processor(processed[index])
-            row = tuple(processed)
-        return self._row._make(row)
+        return self._row._make(processed(row, self._result) if self._result else row)
 
 
 def row_class(keys: tuple[str, ...]) -> Any:
@@ -190,24 +174,62 @@ def _needs_sqlalchemy(compiled: SQLCompiler) -> bool:
     )
 
 
-def bind_default(compiled: SQLCompiler, name: str, defaults: Mapping[str, Any]) -> Any:
+Bind = tuple[str, Any, Processor | None]
+
+
+def positional_binds(
+    compiled: SQLCompiler, dialect: Dialect, defaults: Mapping[str, Any]
+) -> tuple[Bind, ...]:
+    """Per position of the compiled SQL: the bind's name, its value when the parameters do
+    not name it (``MISSING`` when it is required) and its type's bind processor."""
+    return tuple(
+        (name, _bind_default(compiled, name, defaults), _bind_processor(compiled, name, dialect))
+        for name in compiled.positiontup or ()
+    )
+
+
+def positional_values(binds: Sequence[Bind], parameters: Mapping[str, Any]) -> list[Any]:
+    values = []
+    for name, default, processor in binds:
+        value = parameters.get(name, default)
+        if value is MISSING:
+            raise exc.InvalidRequestError(f"A value is required for bind parameter {name!r}")
+        values.append(value if processor is None else processor(value))
+    return values
+
+
+def _bind_default(compiled: SQLCompiler, name: str, defaults: Mapping[str, Any]) -> Any:
     bind = compiled.binds[name]
     if bind.required and bind.callable is None and bind.value is None:
         return MISSING
     return defaults.get(name)
 
 
-def bind_processor(compiled: SQLCompiler, name: str, dialect: Dialect) -> Processor | None:
+def _bind_processor(compiled: SQLCompiler, name: str, dialect: Dialect) -> Processor | None:
     bind_type = compiled.binds[name].type
     return bind_type.dialect_impl(dialect).bind_processor(dialect)
 
 
-def _result_columns(statement: Executable) -> Sequence[Any]:
-    if isinstance(statement, Select):
+def result_columns(statement: Executable) -> Sequence[Any] | None:
+    """The columns a statement returns; None when only the server knows (``text()``)."""
+    if isinstance(statement, SelectBase):
         return list(statement.selected_columns)
-    if isinstance(statement, Insert | Update | Delete):
+    if isinstance(statement, UpdateBase):
         return list(statement.exported_columns)
-    return []
+    return None
+
+
+def column_keys(columns: Sequence[Any]) -> tuple[str, ...]:
+    """The mapping keys of result columns; positional names for unlabelled expressions."""
+    return tuple(column.key or f"column_{index}" for index, column in enumerate(columns))
+
+
+def processed(row: Sequence[Any], processors: Sequence[tuple[int, Processor]]) -> list[Any]:
+    """``row`` with each (index, processor) applied."""
+    values = list(row)
+    for index, processor in processors:
+        values[index] = processor(values[index])
+    return values
 
 
 @functools.cache
