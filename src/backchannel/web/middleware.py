@@ -56,10 +56,11 @@ class RequestContext:
                 await internal_error_response(exc, request_id)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            if self.access_log:
-                log_request(scope["method"], scope["path"], status, round(elapsed * 1000, 2))
+            # Counted first: a failing log write must not lose the count.
             if self.metrics:
                 record_request(route_template(scope), status, elapsed)
+            if self.access_log:
+                log_request(scope["method"], scope["path"], status, round(elapsed * 1000, 2))
             structlog.contextvars.unbind_contextvars("request_id")
 
 
