@@ -63,6 +63,12 @@ class DatabaseSettings(Section):
     sqlite_busy_timeout_ms: int = Field(
         5000, ge=0, description="How long a write waits for another process's SQLite write lock."
     )
+    sqlite_checkpoint_interval_ms: int = Field(
+        100,
+        ge=10,
+        le=60000,
+        description="How often a background thread copies the SQLite WAL into the database file.",
+    )
 
     @field_validator("url")
     @classmethod

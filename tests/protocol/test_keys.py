@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 
 import pytest
 from joserfc import jwt
@@ -374,3 +375,30 @@ async def test_refresh_if_stale_reloads_when_a_key_boundary_passes(
     clock.advance(5)
     await ring.refresh_if_stale()
     assert elsewhere.kid in kids(ring.jwks())
+
+
+@pytest.mark.anyio
+async def test_rsa_signatures_are_made_beside_the_loop_and_equal_the_inline_ones(
+    ring: KeyRing,
+) -> None:
+    """RS256 (PKCS#1 v1.5) is deterministic: the threaded signature is the same token."""
+    claims = {"sub": "x", "iat": 1}
+    threaded = await ring.sign_beside_loop(claims, "RS256")
+    assert threaded == ring.sign(claims, "RS256")
+    assert any(t.name.startswith("jws-sign") for t in threading.enumerate())
+    header, verified = ring.verify(threaded)
+    assert (header["alg"], verified) == ("RS256", claims)
+
+
+@pytest.mark.anyio
+async def test_ps256_and_es256_signed_beside_the_loop_verify(ring: KeyRing) -> None:
+    for alg in ("PS256", "ES256"):
+        token = await ring.sign_beside_loop({"sub": alg}, alg, "at+jwt")
+        header, claims = ring.verify(token)
+        assert (header["alg"], header["typ"], claims) == (alg, "at+jwt", {"sub": alg})
+
+
+@pytest.mark.anyio
+async def test_signing_beside_the_loop_without_a_key_is_a_clear_error(ring: KeyRing) -> None:
+    with pytest.raises(KeyRingError, match="no signing key for RS512"):
+        await ring.sign_beside_loop({"sub": "x"}, "RS512")

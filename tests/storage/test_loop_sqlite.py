@@ -136,10 +136,17 @@ async def test_pragmas_are_applied(tmp_path: Path) -> None:
         async with database.connect() as conn:
             values = [
                 await conn.scalar(text(f"PRAGMA {name}"))
-                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+                for name in (
+                    "journal_mode",
+                    "synchronous",
+                    "foreign_keys",
+                    "busy_timeout",
+                    "wal_autocheckpoint",
+                )
             ]
         # busy_timeout 0: SQLite must not sleep on the loop thread; the waiting is ours.
-        assert values == ["wal", 1, 1, 0]
+        # wal_autocheckpoint 0: nor sync the disk there; the checkpoint thread does.
+        assert values == ["wal", 1, 1, 0, 0]
     finally:
         await database.dispose()
 

@@ -70,12 +70,14 @@ class Signer:
     Tokens are what joserfc's ``jwt.encode`` wrote before: header ``{"typ", "alg", "kid"}``
     in that order, the claims as compact UTF-8 JSON, both base64url without padding."""
 
-    __slots__ = ("_headers", "_signature", "alg", "kid")
+    __slots__ = ("_headers", "_signature", "alg", "costly", "kid")
 
     def __init__(self, private: JSON, alg: str) -> None:
         self._signature = _signature_function(_import_key(private), alg)
         self.alg = alg
         self.kid = str(private["kid"])
+        # An RSA signature costs about as much as the rest of a token request.
+        self.costly = alg.startswith(("RS", "PS"))
         self._headers: dict[str, bytes] = {}  # typ -> encoded header segment
 
     def sign(self, claims: JSON, typ: str = "JWT") -> str:

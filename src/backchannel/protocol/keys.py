@@ -14,12 +14,14 @@ has passed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import os
 import secrets
 from collections.abc import Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,20 @@ CACHE_SECONDS = 30.0
 _CIPHER_PREFIX = "aesgcm:"
 _NONCE_BYTES = 12
 _INFINITY = float("inf")
+
+
+_signing_executor: ThreadPoolExecutor | None = None
+
+
+def _signing_threads() -> ThreadPoolExecutor:
+    """One process-wide pool, created on first use. One thread per core beyond the first:
+    the event loop keeps a core, and more signing threads than cores would only take turns
+    with it."""
+    global _signing_executor
+    if _signing_executor is None:
+        threads = max(1, (os.cpu_count() or 2) - 1)
+        _signing_executor = ThreadPoolExecutor(threads, thread_name_prefix="jws-sign")
+    return _signing_executor
 
 
 class KeyRingError(RuntimeError):
@@ -150,12 +166,33 @@ class KeyRing:
         now: float | None = None,
     ) -> str:
         """Signed with the key of ``alg`` that signs at ``now`` (default: the clock's)."""
+        return self._signing(alg, now).sign(claims, typ)
+
+    async def sign_beside_loop(
+        self,
+        claims: dict[str, Any],
+        alg: str = "RS256",
+        typ: str = "JWT",
+        *,
+        now: float | None = None,
+    ) -> str:
+        """``sign``, with an RSA signature computed on a signing thread: it is about a
+        millisecond of OpenSSL, which releases the GIL, so the event loop serves other
+        requests meanwhile. EC signatures cost less than the hand-off and stay inline.
+        ``claims`` must not change until this returns."""
+        signer = self._signing(alg, now)
+        if not signer.costly:
+            return signer.sign(claims, typ)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(_signing_threads(), signer.sign, claims, typ)
+
+    def _signing(self, alg: str, now: float | None) -> Signer:
         key = self._current(self._clock.now() if now is None else now).get(alg)
         if key is None:
             raise KeyRingError(
                 f"no signing key for {alg} (configured: {self.signing_algorithms()})"
             )
-        return self._signer(key).sign(claims, typ)
+        return self._signer(key)
 
     def verify(
         self, token: str, algorithms: Collection[str] | None = None

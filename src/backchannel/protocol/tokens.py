@@ -46,7 +46,7 @@ class Issuance:
     access_expires_at: float
 
 
-def id_token(
+def id_token_claims(
     provider: Provider,
     client: Client,
     subject: str,
@@ -56,7 +56,7 @@ def id_token(
     amr: tuple[str, ...],
     extra: dict[str, Any] | None = None,
     now: float | None = None,
-) -> str:
+) -> JSON:
     """``now``: the moment of issue (default: the clock's), shared by a whole token set."""
     now = provider.clock.now() if now is None else now
     issued_at = int(now)
@@ -74,10 +74,27 @@ def id_token(
         claims["amr"] = list(amr)
     if extra:
         claims.update(extra)
+    return claims
+
+
+def id_token(
+    provider: Provider,
+    client: Client,
+    subject: str,
+    *,
+    auth_time: float,
+    acr: str | None,
+    amr: tuple[str, ...],
+    extra: dict[str, Any] | None = None,
+    now: float | None = None,
+) -> str:
+    claims = id_token_claims(
+        provider, client, subject, auth_time=auth_time, acr=acr, amr=amr, extra=extra, now=now
+    )
     return provider.keys.sign(claims, alg=client.id_token_signed_response_alg, now=now)
 
 
-def access_token(
+def access_token_claims(
     provider: Provider,
     client: Client,
     subject: str,
@@ -87,8 +104,8 @@ def access_token(
     acr: str | None,
     authorization_details: list[JSON] | None,
     now: float | None = None,
-) -> tuple[str, str, int]:
-    """A signed RFC 9068 access token. Returns (token, jti, expires_in)."""
+) -> tuple[JSON, str, int]:
+    """The claims of an RFC 9068 access token. Returns (claims, jti, expires_in)."""
     now = provider.clock.now() if now is None else now
     issued_at = int(now)
     settings = provider.settings.tokens
@@ -110,8 +127,33 @@ def access_token(
         claims["acr"] = acr
     if authorization_details is not None:
         claims["authorization_details"] = authorization_details
-    token = provider.keys.sign(claims, alg=settings.access_token_alg, typ=ACCESS_TOKEN_TYP, now=now)
-    return token, jti, expires_in
+    return claims, jti, expires_in
+
+
+def access_token(
+    provider: Provider,
+    client: Client,
+    subject: str,
+    scope: tuple[str, ...],
+    *,
+    auth_time: float,
+    acr: str | None,
+    authorization_details: list[JSON] | None,
+    now: float | None = None,
+) -> tuple[str, str, int]:
+    """A signed RFC 9068 access token. Returns (token, jti, expires_in)."""
+    claims, jti, expires_in = access_token_claims(
+        provider,
+        client,
+        subject,
+        scope,
+        auth_time=auth_time,
+        acr=acr,
+        authorization_details=authorization_details,
+        now=now,
+    )
+    alg = provider.settings.tokens.access_token_alg
+    return provider.keys.sign(claims, alg=alg, typ=ACCESS_TOKEN_TYP, now=now), jti, expires_in
 
 
 async def read_access_token(provider: Provider, token: str) -> JSON:
@@ -179,7 +221,8 @@ async def issue(
     """
     await provider.keys.refresh_if_stale()
     now = provider.clock.now()
-    token, jti, expires_in = access_token(
+    keys = provider.keys
+    access_claims, jti, expires_in = access_token_claims(
         provider,
         client,
         grant.subject,
@@ -189,13 +232,15 @@ async def issue(
         authorization_details=grant.authorization_details,
         now=now,
     )
+    access_alg = provider.settings.tokens.access_token_alg
+    token = await keys.sign_beside_loop(access_claims, access_alg, ACCESS_TOKEN_TYP, now=now)
     refresh, record = (None, None)
     if with_refresh_token:
         refresh, record = new_refresh_token(
             provider, client, refresh_grant or grant, family_id, now
         )
     extra = _push_claims(client, push_auth_req_id, token, refresh) if push_auth_req_id else None
-    signed_id_token = id_token(
+    id_claims = id_token_claims(
         provider,
         client,
         grant.subject,
@@ -204,6 +249,9 @@ async def issue(
         amr=grant.amr,
         extra=extra,
         now=now,
+    )
+    signed_id_token = await keys.sign_beside_loop(
+        id_claims, client.id_token_signed_response_alg, now=now
     )
     tokens = TokenSet(
         access_token=token,

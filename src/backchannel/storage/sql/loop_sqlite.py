@@ -40,6 +40,7 @@ from backchannel.storage.sql.engine import (
     sqlite_pragmas,
 )
 from backchannel.storage.sql.prepared import StatementCache
+from backchannel.storage.sql.wal_checkpointer import WalCheckpointer
 
 if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import _CoreAnyExecuteParams, _CoreSingleExecuteParams
@@ -176,6 +177,17 @@ class _ReadBlock:
         self._database._lock.release()
 
 
+def _checkpointer(path: str | None, db: DatabaseSettings) -> WalCheckpointer | None:
+    """None for an in-memory database: it has no WAL."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return WalCheckpointer(
+        path,
+        interval_s=db.sqlite_checkpoint_interval_ms / 1000,
+        busy_timeout_ms=db.sqlite_busy_timeout_ms,
+    )
+
+
 class LoopSqliteDatabase:
     """A ``Database`` over one SQLite connection used only from the event-loop thread."""
 
@@ -191,7 +203,8 @@ class LoopSqliteDatabase:
         )
         # No busy wait inside SQLite: it would sleep on the loop thread. Waits for another
         # process's lock are ours, asynchronous (``_lock_for_writing``, ``_retry_read``).
-        pragmas = sqlite_pragmas(db, busy_timeout_ms=0)
+        # Nor checkpoints: they sync the disk; a thread of their own runs them.
+        pragmas = (*sqlite_pragmas(db, busy_timeout_ms=0), "PRAGMA wal_autocheckpoint=0")
 
         @event.listens_for(self._engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -199,6 +212,7 @@ class LoopSqliteDatabase:
                 dbapi_connection.execute(pragma).close()
 
         self._busy_timeout_s = db.sqlite_busy_timeout_ms / 1000
+        self.checkpointer = _checkpointer(url.database, db)
         self.statements = StatementCache(self._engine.dialect)
         self._lock = asyncio.Lock()
         self._connection: Connection | None = None
@@ -272,6 +286,8 @@ class LoopSqliteDatabase:
             self._dbapi.rollback()
 
     async def dispose(self) -> None:
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
         async with self._lock:
             if self._connection is not None:
                 self._connection.close()
@@ -285,4 +301,6 @@ class LoopSqliteDatabase:
             self._wrapped = LoopSqliteConnection(
                 self._connection, self._dbapi, self.statements, self._busy_timeout_s
             )
+            if self.checkpointer is not None:
+                self.checkpointer.start()
         return self._connection, self._wrapped
