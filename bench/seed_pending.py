@@ -35,8 +35,8 @@ SWEEP_QUERIES = {
         "AND delivery_mode = 'push' ORDER BY expires_at, id_hash LIMIT 100"
     ),
     "overdue poll/ping (expire_overdue)": (
-        "SELECT id_hash FROM auth_requests WHERE state = 'pending' AND expires_at <= {now} "
-        "AND delivery_mode IN ('poll', 'ping') ORDER BY expires_at LIMIT 1000"
+        "SELECT id_hash FROM auth_requests WHERE state = 'pending' "
+        "AND delivery_mode IN ('poll', 'ping') AND expires_at <= {now} LIMIT 1000"
     ),
     "approved, unpushed (push_unpushed)": (
         "SELECT * FROM auth_requests WHERE state = 'approved' "

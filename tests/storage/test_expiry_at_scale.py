@@ -1,5 +1,6 @@
 """``expire_overdue`` stays cheap with many pending requests: it finds candidates through the
-(state, expires_at) index and updates them by primary key, never walking every pending row."""
+(state, delivery_mode, expires_at) index, one range per mode, and updates them by primary
+key, never walking or sorting every pending row."""
 
 from __future__ import annotations
 
@@ -32,14 +33,16 @@ async def test_sqlite_plan_uses_indexes_only(tmp_path: Path) -> None:
     db = await _migrated_sqlite(tmp_path)
     storage = await open_storage(db)
     assert isinstance(storage, SqlStorage)
-    sql = str(_EXPIRE.compile(dialect=storage.engine.dialect))
+    compiled = _EXPIRE.compile(dialect=storage.engine.dialect)
     await storage.close()
-    params = ("expired", "pending", T0, 1000, 0, "", "pending")
+    values = {**compiled.params, "b_now": T0, "b_limit": 1000}
+    params = [values[name] for name in compiled.positiontup or ()]
     with sqlite3.connect(tmp_path / "backchannel.db") as connection:
-        plan = [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
-    assert any("ix_auth_requests_state_expires_at (state=? AND expires_at<?)" in p for p in plan)
+        plan = [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {compiled}", params)]
+    index = "ix_auth_requests_state_mode_expires_at"
+    assert any(f"{index} (state=? AND delivery_mode=? AND expires_at<?)" in p for p in plan)
     assert any("(id_hash=?)" in p for p in plan), plan
-    assert not any(p.startswith("SCAN") for p in plan), plan
+    assert not any(p.startswith("SCAN") or "TEMP B-TREE" in p for p in plan), plan
 
 
 @pytest.mark.slow

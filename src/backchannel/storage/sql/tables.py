@@ -103,8 +103,8 @@ auth_requests = Table(
     Column("auth_time", Double, nullable=True),
     Column("acr", String, nullable=True),
     Column("amr", _json(), nullable=False),
-    Index("ix_auth_requests_state_expires_at", "state", "expires_at"),
-    # The sweeper's per-mode query (push expiry) must not scan every overdue request.
+    # The sweeper's: pending requests past their expiry, per delivery mode (migration 0005
+    # dropped the (state, expires_at) index: one index less to write on every commit).
     Index("ix_auth_requests_state_mode_expires_at", "state", "delivery_mode", "expires_at"),
     Index("ix_auth_requests_subject_state", "subject", "state"),
     Index("ix_auth_requests_created_at", "created_at"),
