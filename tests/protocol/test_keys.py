@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import threading
+from unittest.mock import ANY
 
 import pytest
 from joserfc import jwt
@@ -402,3 +403,11 @@ async def test_ps256_and_es256_signed_beside_the_loop_verify(ring: KeyRing) -> N
 async def test_signing_beside_the_loop_without_a_key_is_a_clear_error(ring: KeyRing) -> None:
     with pytest.raises(KeyRingError, match="no signing key for RS512"):
         await ring.sign_beside_loop({"sub": "x"}, "RS512")
+
+
+@pytest.mark.anyio
+async def test_a_token_pair_signed_in_one_hand_off_keeps_its_order(ring: KeyRing) -> None:
+    jobs = [({"sub": "access"}, "ES256", "at+jwt"), ({"sub": "id"}, "RS256", "JWT")]
+    access, id_token = await ring.sign_all_beside_loop(jobs)
+    assert ring.verify(access) == ({"typ": "at+jwt", "alg": "ES256", "kid": ANY}, jobs[0][0])
+    assert id_token == ring.sign({"sub": "id"}, "RS256")

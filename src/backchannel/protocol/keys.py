@@ -20,7 +20,7 @@ import binascii
 import json
 import os
 import secrets
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -61,6 +61,10 @@ def _signing_threads() -> ThreadPoolExecutor:
         threads = max(1, (os.cpu_count() or 2) - 1)
         _signing_executor = ThreadPoolExecutor(threads, thread_name_prefix="jws-sign")
     return _signing_executor
+
+
+def _sign_all(signing: Sequence[tuple[Signer, dict[str, Any], str]]) -> list[str]:
+    return [signer.sign(claims, typ) for signer, claims, typ in signing]
 
 
 class KeyRingError(RuntimeError):
@@ -180,11 +184,19 @@ class KeyRing:
         millisecond of OpenSSL, which releases the GIL, so the event loop serves other
         requests meanwhile. EC signatures cost less than the hand-off and stay inline.
         ``claims`` must not change until this returns."""
-        signer = self._signing(alg, now)
-        if not signer.costly:
-            return signer.sign(claims, typ)
+        (token,) = await self.sign_all_beside_loop([(claims, alg, typ)], now=now)
+        return token
+
+    async def sign_all_beside_loop(
+        self, jobs: Sequence[tuple[dict[str, Any], str, str]], *, now: float | None = None
+    ) -> list[str]:
+        """Several (claims, alg, typ) signed in one hand-off to the signing thread when
+        one of them is RSA (a token response's access token and ID token), else inline."""
+        signing = [(self._signing(alg, now), claims, typ) for claims, alg, typ in jobs]
+        if not any(signer.costly for signer, _, _ in signing):
+            return _sign_all(signing)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_signing_threads(), signer.sign, claims, typ)
+        return await loop.run_in_executor(_signing_threads(), _sign_all, signing)
 
     def _signing(self, alg: str, now: float | None) -> Signer:
         key = self._current(self._clock.now() if now is None else now).get(alg)

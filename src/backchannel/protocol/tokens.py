@@ -233,13 +233,12 @@ async def issue(
         now=now,
     )
     access_alg = provider.settings.tokens.access_token_alg
-    token = await keys.sign_beside_loop(access_claims, access_alg, ACCESS_TOKEN_TYP, now=now)
     refresh, record = (None, None)
     if with_refresh_token:
         refresh, record = new_refresh_token(
             provider, client, refresh_grant or grant, family_id, now
         )
-    extra = _push_claims(client, push_auth_req_id, token, refresh) if push_auth_req_id else None
+    id_alg = client.id_token_signed_response_alg
     id_claims = id_token_claims(
         provider,
         client,
@@ -247,12 +246,15 @@ async def issue(
         auth_time=grant.auth_time,
         acr=grant.acr,
         amr=grant.amr,
-        extra=extra,
         now=now,
     )
-    signed_id_token = await keys.sign_beside_loop(
-        id_claims, client.id_token_signed_response_alg, now=now
-    )
+    if push_auth_req_id:  # the ID token carries hashes of the other tokens (CIBA §10.3.1)
+        token = await keys.sign_beside_loop(access_claims, access_alg, ACCESS_TOKEN_TYP, now=now)
+        id_claims.update(_push_claims(client, push_auth_req_id, token, refresh))
+        signed_id_token = await keys.sign_beside_loop(id_claims, id_alg, now=now)
+    else:
+        jobs = [(access_claims, access_alg, ACCESS_TOKEN_TYP), (id_claims, id_alg, "JWT")]
+        token, signed_id_token = await keys.sign_all_beside_loop(jobs, now=now)
     tokens = TokenSet(
         access_token=token,
         expires_in=expires_in,

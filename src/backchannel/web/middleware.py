@@ -7,6 +7,7 @@ The logged path never includes the query string (it may carry tokens)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -70,4 +71,28 @@ def _request_id(scope: Scope) -> str:
             candidate: str = value.decode("latin-1")
             if _SAFE_REQUEST_ID.match(candidate):
                 return candidate
-    return os.urandom(8).hex()  # what secrets.token_hex(8) returns, one call deep
+    return _new_request_id()
+
+
+class _RequestIds:
+    """Unique, not secret (an id grants nothing): a random prefix per process and a
+    counter, 16 hex characters like the ``os.urandom(8).hex()`` ids before, without a
+    ``getrandom`` system call per request. A forked child draws its own prefix."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._prefix = os.urandom(4).hex()
+        self._count = itertools.count(int.from_bytes(os.urandom(2), "big"))
+
+    def __call__(self) -> str:
+        count = next(self._count)
+        if count > 0xFFFFFFFF:
+            self.reset()
+            count = next(self._count)
+        return f"{self._prefix}{count:08x}"
+
+
+_new_request_id = _RequestIds()
+os.register_at_fork(after_in_child=_new_request_id.reset)
