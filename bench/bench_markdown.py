@@ -40,11 +40,12 @@ SETTINGS = """\
 | --- | --- | --- |
 | version | {oidc_provider} (Node {node}), `server.mjs` of the harness | {backchannel} (`{commit}`), Python {python} |
 | start | `AUTO_APPROVE=0 OIDC_ADAPTER=map oidc-provider/start.sh` | `backchannel serve --workers N` (uvicorn, `access_log=False`; the app's own JSON access log stays on, its default) |
-| storage | unbounded in-memory `Map` adapter (nothing is durable) | embedded SQLite (stdlib `sqlite3` on the event-loop thread, one connection per process, WAL, a fresh file per configuration) or PostgreSQL 127.0.0.1 (asyncpg, fresh database); every state change committed before the response |
+| storage | unbounded in-memory `Map` adapter (nothing is durable) | embedded SQLite (stdlib `sqlite3` on the event-loop thread, one connection per process, WAL checkpoints on a thread of their own, a fresh file per configuration) or PostgreSQL 127.0.0.1 (asyncpg, fresh database); every state change committed before the response |
 | approval | `POST /test/ciba/approve` (the harness's helper route) | `POST /test/ciba/approve` (`testing.automated_approval = true`) |
 | client | `bench-poll`, client_secret_basic, fixed secret | generated client, client_secret_basic, generated 256-bit secret (stored as a keyed fast hash) |
 | id_token | RS256 (RSA 2048) | RS256 (RSA 2048) |
 | access token | opaque (stored in the adapter) | JWT (RFC 9068) signed **ES256** |
+| where signatures are computed | jose's WebCrypto `crypto.subtle.sign`: on libuv's thread pool, beside the event loop | on a signing thread beside the event loop (`KeyRing.sign_all_beside_loop`: both tokens of a response in one hand-off) |
 | refresh token | none (the client has no `refresh_token` grant, no `offline_access`) | none: `tokens.issue_refresh_tokens = false` (see below) |
 | login_hint | `bench-user-<flow index>`, accepted as the account id | `bench-user-<driver worker>`, 64 users looked up in the database |
 
