@@ -117,6 +117,8 @@ def test_a_same_origin_logo_is_shown(page: Page, op: OP) -> None:
     render(page, op, consent(client=client))
     logo = page.locator("img.client-logo")
     expect(logo).to_be_visible()
+    # Laid out is not yet loaded: wait until the image has loaded or failed, then check.
+    page.wait_for_function("document.querySelector('img.client-logo').complete")
     assert page.evaluate("document.querySelector('img.client-logo').naturalWidth") == 192
 
 
