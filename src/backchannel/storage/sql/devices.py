@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -20,6 +21,7 @@ from backchannel.protocol.model import (
 from backchannel.protocol.ports import DuplicateError, MissingError
 from backchannel.storage.sql.dialect import upsert_insert
 from backchannel.storage.sql.engine import Database, read_engine
+from backchannel.storage.sql.kept_reads import NOT_KEPT, kept_reads
 from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables_devices import (
     consents,
@@ -150,6 +152,9 @@ class SqlDeviceStore:
     def __init__(self, engine: Database) -> None:
         self._engine = engine
         self._reader = read_engine(engine)
+        # Read by every bc-authorize (see kept_reads): a user's devices, a client's pause.
+        self._kept_devices = kept_reads(engine, _copy_devices)
+        self._kept_pauses = kept_reads(engine, _same_pause)
         self._add_secret = (
             upsert_insert(engine, server_secrets)
             .values(name=bindparam("b_name"), value=bindparam("b_value"))
@@ -169,7 +174,10 @@ class SqlDeviceStore:
         )
 
     async def add_device(self, device: Device) -> None:
-        await self._insert(devices, device_to_row(device), "device exists")
+        try:
+            await self._insert(devices, device_to_row(device), "device exists")
+        finally:
+            self._forget_devices()
 
     async def get_device(self, device_id: str) -> Device | None:
         return await self._one_device(_DEVICE_BY_ID, {"b_id": device_id})
@@ -181,22 +189,34 @@ class SqlDeviceStore:
         query, params = (
             (_ALL_DEVICES, {}) if subject is None else (_DEVICES_OF, {"b_subject": subject})
         )
+        kept = self._kept_devices if subject is not None else None
         async with self._reader.connect() as conn:
+            if kept is not None and (answer := kept.get(subject)) is not NOT_KEPT:
+                return answer
             rows = (await conn.execute(query, params)).mappings().all()
-        return [device_from_row(row) for row in rows]
+            found = [device_from_row(row) for row in rows]
+            if kept is not None:
+                kept.keep(subject, found)
+        return found
 
     async def update_device(self, device: Device) -> None:
         row = device_to_row(device)
         values = {name: row[name] for name in ("name", "last_seen_at", "credentials", "push")}
         statement = update(devices).where(devices.c.device_id == device.device_id).values(values)
-        async with self._engine.begin() as conn:
-            result = await conn.execute(statement)
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(statement)
+        finally:
+            self._forget_devices()
         if result.rowcount == 0:
             raise MissingError(f"no device {device.device_id!r}")
 
     async def revoke_device(self, device_id: str, now: float) -> bool:
-        async with self._engine.begin() as conn:
-            result = await conn.execute(_REVOKE, {"b_id": device_id, "b_now": now})
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(_REVOKE, {"b_id": device_id, "b_now": now})
+        finally:
+            self._forget_devices()
         return bool(result.rowcount)
 
     async def add_enrolment_code(self, code: EnrolmentCode) -> None:
@@ -284,16 +304,30 @@ class SqlDeviceStore:
 
     async def set_pause(self, pause: Pause) -> None:
         params = {"b_client": pause.client_id, "b_subject": pause.subject, "b_until": pause.until}
-        async with self._engine.begin() as conn:
-            await conn.execute(self._set_pause, params)
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(self._set_pause, params)
+        finally:
+            if self._kept_pauses is not None:
+                self._kept_pauses.clear()
 
     async def get_pause(self, client_id: str, subject: str) -> Pause | None:
+        """Kept also when there is none (the usual answer): client and subject are known
+        ones by then, and the cache is bounded."""
         params = {"b_client": client_id, "b_subject": subject}
+        kept = self._kept_pauses
         async with self._reader.connect() as conn:
+            if kept is not None and (answer := kept.get((client_id, subject))) is not NOT_KEPT:
+                return answer
             row = (await conn.execute(_PAUSE, params)).mappings().first()
-        if row is None:
-            return None
-        return Pause(client_id=row["client_id"], subject=row["subject"], until=row["until"])
+            pause = None
+            if row is not None:
+                pause = Pause(
+                    client_id=row["client_id"], subject=row["subject"], until=row["until"]
+                )
+            if kept is not None:
+                kept.keep((client_id, subject), pause)
+        return pause
 
     async def get_secret(self, name: str) -> str | None:
         async with self._reader.connect() as conn:
@@ -304,6 +338,10 @@ class SqlDeviceStore:
         async with self._engine.begin() as conn:
             row = (await conn.execute(self._add_secret, {"b_name": name, "b_value": value})).first()
         return row is not None
+
+    def _forget_devices(self) -> None:
+        if self._kept_devices is not None:
+            self._kept_devices.clear()
 
     async def _one_device(self, query: Any, params: dict[str, str]) -> Device | None:
         async with self._reader.connect() as conn:
@@ -316,3 +354,11 @@ class SqlDeviceStore:
                 await conn.execute(insert_into(table), row)
         except IntegrityError:
             raise DuplicateError(message) from None
+
+
+def _copy_devices(found: list[Device]) -> list[Device]:
+    return copy.deepcopy(found)
+
+
+def _same_pause(pause: Pause | None) -> Pause | None:
+    return pause  # frozen: nothing to copy

@@ -226,6 +226,17 @@ class LoopSqliteDatabase:
     def begin(self) -> AbstractAsyncContextManager[DatabaseConnection]:
         return _WriteBlock(self)
 
+    def data_version(self) -> int | None:
+        """SQLite's ``PRAGMA data_version`` for the loop connection: it changes whenever
+        another connection (another worker, the CLI, another process) commits, and never
+        for this connection's own commits. None when SQLite cannot answer now (busy):
+        callers then read afresh. Call it inside a ``connect()`` or ``begin()`` block."""
+        self._pinned()
+        try:
+            return int(self._dbapi.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.OperationalError:
+            return None
+
     async def _lock_for_writing(self) -> None:
         """Hold ``self._lock`` and SQLite's write lock. While another process writes, wait
         without blocking the loop: SQLite's own busy handler would sleep (1 ms and more) on

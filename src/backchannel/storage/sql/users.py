@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Double, Integer, Select, bindparam, case, delete, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from backchannel.protocol.model import User
 from backchannel.protocol.ports import DuplicateError, LookupKind, MissingError, UserLookup
 from backchannel.storage.sql.engine import Database, read_engine
+from backchannel.storage.sql.kept_reads import NOT_KEPT, kept_reads
 from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables import users
 
@@ -87,10 +90,22 @@ def user_from_row(row: RowMapping) -> User:
     )
 
 
+_USER_FIELDS = tuple(field.name for field in dataclasses.fields(User))
+
+
+def independent_copy(user: User) -> User:
+    """A copy sharing nothing mutable with ``user`` (``claims`` is JSON)."""
+    duplicate = User(*[getattr(user, name) for name in _USER_FIELDS])
+    duplicate.claims = orjson.loads(orjson.dumps(user.claims))
+    return duplicate
+
+
 class SqlUserDirectory:
     def __init__(self, engine: Database) -> None:
         self._engine = engine
         self._reader = read_engine(engine)
+        # The user a bc-authorize names by its hint (see kept_reads).
+        self._kept = kept_reads(engine, independent_copy)
 
     async def get_user(self, subject: str) -> User | None:
         async with self._reader.connect() as conn:
@@ -109,13 +124,16 @@ class SqlUserDirectory:
             return None
         statement = _find_any(tuple(kind for kind, _ in lookups))
         params = {f"b_{n}": value for n, (_, value) in enumerate(lookups)}
+        key = tuple(lookups)
         async with self._reader.connect() as conn:
+            if self._kept is not None and (kept := self._kept.get(key)) is not NOT_KEPT:
+                return kept
             rows = (await conn.execute(statement, params)).mappings().all()
-        for kind, value in lookups:
-            for row in rows:
-                if row[kind] == value:
-                    return user_from_row(row)
-        return None
+            user = _first_match(lookups, rows)
+            # Hints that match nobody are not kept: they come from outside.
+            if self._kept is not None and user is not None:
+                self._kept.keep(key, user)
+        return user
 
     async def add_user(self, user: User) -> None:
         try:
@@ -125,6 +143,8 @@ class SqlUserDirectory:
             raise DuplicateError(
                 "a user with this subject, username, email or phone exists"
             ) from None
+        finally:
+            self._forget()
 
     async def update_user(self, user: User) -> None:
         values = user_to_row(user)
@@ -134,12 +154,17 @@ class SqlUserDirectory:
                 result = await conn.execute(_UPDATE.values(values), {"b_subject": user.subject})
         except IntegrityError:
             raise DuplicateError("another user has this username, email or phone") from None
+        finally:
+            self._forget()
         if result.rowcount != 1:
             raise MissingError(f"no user {user.subject!r}")
 
     async def remove_user(self, subject: str) -> bool:
-        async with self._engine.begin() as conn:
-            result = await conn.execute(_DELETE, {"b_subject": subject})
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(_DELETE, {"b_subject": subject})
+        finally:
+            self._forget()
         return result.rowcount == 1
 
     async def list_users(self) -> list[User]:
@@ -156,10 +181,29 @@ class SqlUserDirectory:
             "b_now": now,
             "b_lockout": lockout_seconds,
         }
-        async with self._engine.begin() as conn:
-            row = (await conn.execute(_RECORD_FAILURE, params)).mappings().first()
+        try:
+            async with self._engine.begin() as conn:
+                row = (await conn.execute(_RECORD_FAILURE, params)).mappings().first()
+        finally:
+            self._forget()
         return user_from_row(row) if row is not None else None
 
     async def reset_user_code_failures(self, subject: str) -> None:
-        async with self._engine.begin() as conn:
-            await conn.execute(_RESET, {"b_subject": subject})
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(_RESET, {"b_subject": subject})
+        finally:
+            self._forget()
+
+    def _forget(self) -> None:
+        if self._kept is not None:
+            self._kept.clear()
+
+
+def _first_match(lookups: Sequence[UserLookup], rows: Sequence[Any]) -> User | None:
+    """The user of the earliest lookup that matched a row."""
+    for kind, value in lookups:
+        for row in rows:
+            if row[kind] == value:
+                return user_from_row(row)
+    return None

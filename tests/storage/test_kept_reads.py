@@ -1,0 +1,267 @@
+"""Hot reads kept in memory on SQLite (``storage.sql.kept_reads``): never stale.
+
+Every bc-authorize reads its client, the hinted user, the user's pause and devices, and
+every token request its client: the SQLite stores keep those answers for as long as
+``PRAGMA data_version`` says no other connection has committed, and forget them at their
+own writes. Another connection here is what another worker or the CLI is in production.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from backchannel.protocol.model import Client, Device, Pause
+from backchannel.protocol.ports import LookupKind
+from backchannel.settings import DatabaseSettings
+from backchannel.storage import migrate, open_storage
+from backchannel.storage.sql import SqlStorage
+from backchannel.storage.sql.kept_reads import NOT_KEPT, KeptReads
+from backchannel.storage.sql.loop_sqlite import LoopSqliteDatabase
+from tests.contract import builders
+from tests.support.databases import sqlite_url
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> DatabaseSettings:
+    settings = DatabaseSettings(url=sqlite_url(tmp_path))
+    await migrate.upgrade(settings)
+    return settings
+
+
+async def _open(db: DatabaseSettings) -> SqlStorage:
+    storage = await open_storage(db)
+    assert isinstance(storage, SqlStorage)
+    assert isinstance(storage.engine, LoopSqliteDatabase)
+    return storage
+
+
+def _file(db: DatabaseSettings) -> str:
+    return db.url.split("///", 1)[1]
+
+
+async def test_a_change_by_another_process_is_seen_at_the_next_lookup(
+    db: DatabaseSettings,
+) -> None:
+    """A rotated secret or a changed delivery mode applies at once, also when another
+    worker or ``backchannel clients`` changed it."""
+    worker, other_worker = await _open(db), await _open(db)
+    try:
+        await worker.clients.add_client(builders.client())
+        assert (await worker.clients.get_client("client-1")).name == "Call centre"  # type: ignore[union-attr]
+        await other_worker.clients.update_client(builders.client(name="Renamed"))
+        seen = await worker.clients.get_client("client-1")
+        assert seen is not None and seen.name == "Renamed"
+        assert await other_worker.clients.remove_client("client-1") is True
+        assert await worker.clients.get_client("client-1") is None
+    finally:
+        await worker.close()
+        await other_worker.close()
+
+
+async def test_a_change_by_plain_sql_elsewhere_is_seen(db: DatabaseSettings) -> None:
+    """Not only through a store: any commit on another connection empties the cache."""
+    storage = await _open(db)
+    try:
+        await storage.clients.add_client(builders.client())
+        await storage.clients.get_client("client-1")
+        with sqlite3.connect(_file(db)) as other:
+            other.execute("UPDATE clients SET name = 'Changed by SQL'")
+        seen = await storage.clients.get_client("client-1")
+        assert seen is not None and seen.name == "Changed by SQL"
+    finally:
+        await storage.close()
+
+
+async def test_the_stores_own_writes_are_seen(db: DatabaseSettings) -> None:
+    """``data_version`` does not move for the connection's own commits: the store forgets
+    what it kept when it writes."""
+    storage = await _open(db)
+    try:
+        await storage.clients.add_client(builders.client())
+        await storage.clients.get_client("client-1")
+        await storage.clients.update_client(builders.client(name="Renamed"))
+        seen = await storage.clients.get_client("client-1")
+        assert seen is not None and seen.name == "Renamed"
+        await storage.clients.remove_client("client-1")
+        assert await storage.clients.get_client("client-1") is None
+        await storage.clients.add_client(builders.client(name="Back again"))
+        seen = await storage.clients.get_client("client-1")
+        assert seen is not None and seen.name == "Back again"
+    finally:
+        await storage.close()
+
+
+async def test_a_returned_client_can_be_changed_without_changing_the_kept_one(
+    db: DatabaseSettings,
+) -> None:
+    storage = await _open(db)
+    try:
+        await storage.clients.add_client(builders.client())
+        first = await storage.clients.get_client("client-1")
+        assert first is not None
+        first.name = "Edited, not saved"
+        second = await storage.clients.get_client("client-1")
+        assert second is not None and second.name == "Call centre"
+    finally:
+        await storage.close()
+
+
+async def test_repeated_lookups_are_answered_from_memory(db: DatabaseSettings) -> None:
+    """The point of the cache: after the first read the row is not read again while nothing
+    else writes (the row is changed behind SQLite's back through the same connection, which
+    ``data_version`` does not report, to show where the answer comes from)."""
+    storage = await _open(db)
+    engine = storage.engine
+    assert isinstance(engine, LoopSqliteDatabase)
+    try:
+        await storage.clients.add_client(builders.client())
+        await storage.clients.get_client("client-1")
+        engine._dbapi.execute("UPDATE clients SET name = 'Behind the store'")
+        kept = await storage.clients.get_client("client-1")
+        assert kept is not None and kept.name == "Call centre"
+    finally:
+        await storage.close()
+
+
+async def test_data_version_ignores_own_commits_and_checkpoints(db: DatabaseSettings) -> None:
+    """A checkpoint (the checkpoint thread has its own connection) is not a change."""
+    storage = await _open(db)
+    engine = storage.engine
+    assert isinstance(engine, LoopSqliteDatabase)
+    try:
+        async with engine.connect():
+            before = engine.data_version()
+        await storage.clients.add_client(builders.client())
+        with sqlite3.connect(_file(db)) as other:
+            other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        async with engine.connect():
+            assert engine.data_version() == before
+        with sqlite3.connect(_file(db)) as other:
+            other.execute("UPDATE clients SET name = 'x'")
+        async with engine.connect():
+            assert engine.data_version() != before
+    finally:
+        await storage.close()
+
+
+def test_unknown_versions_and_a_full_cache_keep_nothing_stale() -> None:
+    versions: list[int | None] = [None]
+    cache: KeptReads[Client] = KeptReads(lambda: versions[0], lambda c: c, limit=2)
+    client = builders.client()
+    assert cache.get("client-1") is NOT_KEPT
+    cache.keep("client-1", client)
+    assert cache.get("client-1") is NOT_KEPT  # SQLite could not tell: nothing was kept
+    versions[0] = 7
+    assert cache.get("client-1") is NOT_KEPT
+    cache.keep("client-1", client)
+    assert cache.get("client-1") == client
+    for name in ("a", "b"):
+        cache.keep(name, Client(client_id=name, name=name))
+    assert cache.get("client-1") is NOT_KEPT  # the third client emptied the full cache
+    versions[0] = 8
+    assert cache.get("a") is NOT_KEPT
+
+
+HINT: list[tuple[LookupKind, str]] = [("username", "name-user-1"), ("email", "x@example.test")]
+
+
+async def test_the_hinted_user_follows_every_write(db: DatabaseSettings) -> None:
+    """Login hints resolve to the user as stored now: after an update or a user-code
+    failure here, and after an update by another worker."""
+    worker, other_worker = await _open(db), await _open(db)
+    try:
+        await worker.users.add_user(builders.user())
+        first = await worker.users.find_first(HINT)
+        assert first is not None and first.display_name == "Ada"
+        first.claims["address"]["country"] = "FR"
+        again = await worker.users.find_first(HINT)
+        assert again is not None and again.claims["address"]["country"] == "GB"
+        await worker.users.update_user(builders.user(display_name="Grace"))
+        seen = await worker.users.find_first(HINT)
+        assert seen is not None and seen.display_name == "Grace"
+        await worker.users.record_user_code_failure("user-1", builders.T0, 5, 60.0)
+        seen = await worker.users.find_first(HINT)
+        assert seen is not None and seen.user_code_failures == 1
+        await other_worker.users.update_user(builders.user(display_name="Hopper"))
+        seen = await worker.users.find_first(HINT)
+        assert seen is not None and seen.display_name == "Hopper"
+        assert await other_worker.users.remove_user("user-1") is True
+        assert await worker.users.find_first(HINT) is None
+    finally:
+        await worker.close()
+        await other_worker.close()
+
+
+async def test_a_hint_that_matched_nobody_finds_the_user_added_later(
+    db: DatabaseSettings,
+) -> None:
+    storage = await _open(db)
+    try:
+        assert await storage.users.find_first(HINT) is None
+        await storage.users.add_user(builders.user())
+        assert await storage.users.find_first(HINT) is not None
+    finally:
+        await storage.close()
+
+
+def _device(device_id: str = "d_1") -> Device:
+    jwk = {"kty": "EC", "crv": "P-256", "x": "xx", "y": "yy"}
+    return Device(device_id, "user-1", "Pixel", jwk, f"hmac:{device_id}", 100.0)
+
+
+async def test_a_users_devices_follow_enrolment_revocation_and_other_workers(
+    db: DatabaseSettings,
+) -> None:
+    """A notification never goes to a revoked device, nor misses a new one."""
+    worker, other_worker = await _open(db), await _open(db)
+    try:
+        assert await worker.devices.list_devices("user-1") == []
+        await worker.devices.add_device(_device("d_1"))
+        listed = await worker.devices.list_devices("user-1")
+        assert [d.device_id for d in listed] == ["d_1"]
+        listed[0].public_jwk["x"] = "changed by a caller"
+        assert (await worker.devices.list_devices("user-1"))[0].public_jwk["x"] == "xx"
+        assert await worker.devices.revoke_device("d_1", 200.0) is True
+        assert (await worker.devices.list_devices("user-1"))[0].revoked_at == 200.0
+        await other_worker.devices.add_device(_device("d_2"))
+        listed = await worker.devices.list_devices("user-1")
+        assert [d.device_id for d in listed] == ["d_1", "d_2"]
+        renamed = listed[1]
+        renamed.name = "Work phone"
+        await worker.devices.update_device(renamed)
+        assert (await worker.devices.list_devices("user-1"))[1].name == "Work phone"
+    finally:
+        await worker.close()
+        await other_worker.close()
+
+
+async def test_a_pause_applies_at_once_and_no_pause_is_kept_too(db: DatabaseSettings) -> None:
+    """ "This wasn't me" pauses a client for a user: the next bc-authorize must see it."""
+    worker, other_worker = await _open(db), await _open(db)
+    try:
+        assert await worker.devices.get_pause("client-1", "user-1") is None
+        await worker.devices.set_pause(Pause("client-1", "user-1", 500.0))
+        assert await worker.devices.get_pause("client-1", "user-1") == Pause(
+            "client-1", "user-1", 500.0
+        )
+        await other_worker.devices.set_pause(Pause("client-1", "user-1", 900.0))
+        assert await worker.devices.get_pause("client-1", "user-1") == Pause(
+            "client-1", "user-1", 900.0
+        )
+    finally:
+        await worker.close()
+        await other_worker.close()
+
+
+def test_on_postgresql_every_read_goes_to_the_database() -> None:
+    """Only SQLite can tell cheaply whether someone else wrote."""
+    from backchannel.storage.sql.kept_reads import kept_reads
+    from backchannel.storage.sql.lean_postgres import LeanPostgresDatabase
+
+    engine = object.__new__(LeanPostgresDatabase)
+    assert kept_reads(engine, lambda c: c) is None
