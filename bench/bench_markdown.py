@@ -47,7 +47,7 @@ SETTINGS = """\
 | access token | opaque (stored in the adapter) | JWT (RFC 9068) signed **ES256** |
 | where signatures are computed | jose's WebCrypto `crypto.subtle.sign`: on libuv's thread pool, beside the event loop | on a signing thread beside the event loop (`KeyRing.sign_all_beside_loop`: both tokens of a response in one hand-off) |
 | refresh token | none (the client has no `refresh_token` grant, no `offline_access`) | none: `tokens.issue_refresh_tokens = false` (see below) |
-| login_hint | `bench-user-<flow index>`, accepted as the account id | `bench-user-<driver worker>`, 64 users looked up in the database |
+| login_hint | `bench-user-<flow index>`, accepted as the account id | `bench-user-<driver worker>`, 64 users in the database (SQLite: each lookup answered from the store's memory while no other connection commits, see `storage/sql/kept_reads.py`; PostgreSQL: read every time) |
 
 Non-default Backchannel settings (environment): `BACKCHANNEL_DEV_MODE=true` (plain-http
 issuer), `BACKCHANNEL_ISSUER=http://127.0.0.1:8088`, `BACKCHANNEL_SERVER__PORT=8088`,

@@ -88,7 +88,9 @@ every poll. Round 1's growth is the warm-up of a fresh process (first use of cod
 SQLAlchemy's compiled-statement cache, allocator arenas), not per-request state; round 2,
 another 10,000 pending requests on the same process, shows the steady state: RSS stays flat
 within allocator noise. In-process structures that could grow were checked in the code: the
-verifier cache of client JWK sets is an LRU bounded at 1,024 entries; the event bus's
+verifier cache of client JWK sets is an LRU bounded at 1,024 entries; the SQLite stores'
+kept reads (clients, hinted users, a user's devices and pause) hold at most 1,024 entries
+each and never a hint or client id that matched nothing; the event bus's
 per-topic entries are removed when their last waiter leaves (bounded by open long polls);
 the jwks_uri fetcher's cache and lock maps are keyed by URL (bounded by registered
 clients, never pruned); no structure is keyed by request.

@@ -39,11 +39,17 @@ def grant(**overrides: Any) -> tokens.Grant:
     return tokens.Grant(**values)
 
 
+def signed_id_token(provider: Provider, client: Client, subject: str, **claims: Any) -> str:
+    """The ID token ``tokens.issue`` would sign for these claims."""
+    values = tokens.id_token_claims(provider, client, subject, **claims)
+    return provider.keys.sign(values, alg=client.id_token_signed_response_alg)
+
+
 @pytest.mark.parametrize("alg", ["RS256", "PS256", "ES256"])
 async def test_item_128_id_token_signed_with_the_clients_alg(alg: str) -> None:
     provider = await make_provider()
     client = await add_client(provider, alg=alg)
-    token = tokens.id_token(
+    token = signed_id_token(
         provider, client, "user-1", auth_time=1_799_999_990.0, acr="urn:acr:2", amr=("pwd",)
     )
     header, claims = decode(provider, token, alg)
@@ -65,7 +71,7 @@ async def test_item_128_id_token_signed_with_the_clients_alg(alg: str) -> None:
 async def test_item_129_acr_and_amr_left_out_when_unknown() -> None:
     provider = await make_provider()
     client = await add_client(provider)
-    token = tokens.id_token(provider, client, "user-1", auth_time=1.0, acr=None, amr=())
+    token = signed_id_token(provider, client, "user-1", auth_time=1.0, acr=None, amr=())
     _, claims = decode(provider, token, "RS256")
     assert "acr" not in claims
     assert "amr" not in claims
@@ -75,7 +81,7 @@ async def test_item_129_acr_and_amr_left_out_when_unknown() -> None:
 async def test_id_token_extra_claims_are_merged() -> None:
     provider = await make_provider()
     client = await add_client(provider)
-    token = tokens.id_token(
+    token = signed_id_token(
         provider, client, "user-1", auth_time=1.0, acr=None, amr=(), extra={"at_hash": "abc"}
     )
     assert decode(provider, token, "RS256")[1]["at_hash"] == "abc"
@@ -84,15 +90,13 @@ async def test_id_token_extra_claims_are_merged() -> None:
 async def test_item_140_access_token_is_a_short_lived_rfc9068_jwt() -> None:
     provider = await make_provider()
     client = await add_client(provider)
-    token, jti, expires_in = tokens.access_token(
+    issued = await tokens.issue(
         provider,
         client,
-        "user-1",
-        ("openid", "profile"),
-        auth_time=1.0,
-        acr="urn:acr:2",
-        authorization_details=[{"type": "payment"}],
+        grant(auth_time=1.0, authorization_details=[{"type": "payment"}]),
+        with_refresh_token=False,
     )
+    token, jti, expires_in = issued.tokens.access_token, issued.access_jti, issued.tokens.expires_in
     header, claims = decode(provider, token, "ES256")
     assert header["typ"] == "at+jwt"
     assert header["alg"] == "ES256"
@@ -117,10 +121,10 @@ async def test_item_140_access_token_is_a_short_lived_rfc9068_jwt() -> None:
 async def test_access_token_alg_follows_settings() -> None:
     provider = await make_provider(tokens={"access_token_alg": "PS256"})
     client = await add_client(provider)
-    token, _, _ = tokens.access_token(
-        provider, client, "user-1", ("openid",), auth_time=1.0, acr=None, authorization_details=None
+    issued = await tokens.issue(
+        provider, client, grant(scope=("openid",), acr=None), with_refresh_token=False
     )
-    header, claims = decode(provider, token, "PS256")
+    header, claims = decode(provider, issued.tokens.access_token, "PS256")
     assert header["alg"] == "PS256"
     assert "acr" not in claims and "authorization_details" not in claims
 

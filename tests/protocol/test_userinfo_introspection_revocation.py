@@ -148,15 +148,9 @@ async def test_userinfo_needs_the_openid_scope() -> None:
     provider = await make_provider()
     client = await add_client(provider)
     await add_user(provider)
-    access, _, _ = tokens.access_token(
-        provider,
-        client,
-        "user-1",
-        ("profile",),
-        auth_time=1.0,
-        acr=None,
-        authorization_details=None,
-    )
+    grant = tokens.Grant(subject="user-1", scope=("profile",), auth_time=1.0)
+    issued = await tokens.issue(provider, client, grant, with_refresh_token=False)
+    access = issued.tokens.access_token
     assert failure(await outcome_of(userinfo.handle, provider, bearer_get(access))) == (
         403,
         "insufficient_scope",

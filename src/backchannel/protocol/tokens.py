@@ -77,23 +77,6 @@ def id_token_claims(
     return claims
 
 
-def id_token(
-    provider: Provider,
-    client: Client,
-    subject: str,
-    *,
-    auth_time: float,
-    acr: str | None,
-    amr: tuple[str, ...],
-    extra: dict[str, Any] | None = None,
-    now: float | None = None,
-) -> str:
-    claims = id_token_claims(
-        provider, client, subject, auth_time=auth_time, acr=acr, amr=amr, extra=extra, now=now
-    )
-    return provider.keys.sign(claims, alg=client.id_token_signed_response_alg, now=now)
-
-
 def access_token_claims(
     provider: Provider,
     client: Client,
@@ -128,32 +111,6 @@ def access_token_claims(
     if authorization_details is not None:
         claims["authorization_details"] = authorization_details
     return claims, jti, expires_in
-
-
-def access_token(
-    provider: Provider,
-    client: Client,
-    subject: str,
-    scope: tuple[str, ...],
-    *,
-    auth_time: float,
-    acr: str | None,
-    authorization_details: list[JSON] | None,
-    now: float | None = None,
-) -> tuple[str, str, int]:
-    """A signed RFC 9068 access token. Returns (token, jti, expires_in)."""
-    claims, jti, expires_in = access_token_claims(
-        provider,
-        client,
-        subject,
-        scope,
-        auth_time=auth_time,
-        acr=acr,
-        authorization_details=authorization_details,
-        now=now,
-    )
-    alg = provider.settings.tokens.access_token_alg
-    return provider.keys.sign(claims, alg=alg, typ=ACCESS_TOKEN_TYP, now=now), jti, expires_in
 
 
 async def read_access_token(provider: Provider, token: str) -> JSON:
