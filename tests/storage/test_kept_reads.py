@@ -107,6 +107,12 @@ async def test_a_returned_client_can_be_changed_without_changing_the_kept_one(
         first.name = "Edited, not saved"
         second = await storage.clients.get_client("client-1")
         assert second is not None and second.name == "Call centre"
+        await storage.clients.add_client(builders.client("client-2", hint_token_issuers={}))
+        empty = await storage.clients.get_client("client-2")
+        assert empty is not None
+        empty.hint_token_issuers["https://evil.example.test"] = {}
+        again = await storage.clients.get_client("client-2")
+        assert again is not None and again.hint_token_issuers == {}
     finally:
         await storage.close()
 
@@ -264,4 +270,7 @@ def test_on_postgresql_every_read_goes_to_the_database() -> None:
     from backchannel.storage.sql.lean_postgres import LeanPostgresDatabase
 
     engine = object.__new__(LeanPostgresDatabase)
-    assert kept_reads(engine, lambda c: c) is None
+    cache = kept_reads(engine, lambda c: c)
+    assert cache.get("client-1") is NOT_KEPT
+    cache.keep("client-1", builders.client())
+    assert cache.get("client-1") is NOT_KEPT

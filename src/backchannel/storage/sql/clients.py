@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
-import orjson
 from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from backchannel.protocol.model import AuthMethod, Client, DeliveryMode
 from backchannel.protocol.ports import DuplicateError, MissingError
 from backchannel.storage.sql.engine import Database, read_engine
-from backchannel.storage.sql.kept_reads import NOT_KEPT, kept_reads
+from backchannel.storage.sql.kept_reads import NOT_KEPT, copier, kept_reads
 from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables import clients
 
@@ -73,39 +71,22 @@ def client_from_row(row: RowMapping) -> Client:
     )
 
 
-_CLIENT_FIELDS = tuple(field.name for field in dataclasses.fields(Client))
-
-
-def independent_copy(client: Client) -> Client:
-    """A copy sharing nothing mutable with ``client`` (its JSON fields are dicts; the other
-    fields are immutable): what a caller does to it cannot reach the kept one."""
-    duplicate = Client(*[getattr(client, name) for name in _CLIENT_FIELDS])
-    if client.jwks is not None:
-        duplicate.jwks = orjson.loads(orjson.dumps(client.jwks))
-    if client.hint_token_issuers:
-        duplicate.hint_token_issuers = orjson.loads(orjson.dumps(client.hint_token_issuers))
-    return duplicate
-
-
 class SqlClientStore:
     def __init__(self, engine: Database) -> None:
         self._engine = engine
         self._reader = read_engine(engine)
         # Looked up by every bc-authorize and token request (see kept_reads).
-        self._kept = kept_reads(engine, independent_copy)
+        self._kept = kept_reads(engine, copier(Client, "jwks", "hint_token_issuers"))
 
     async def get_client(self, client_id: str) -> Client | None:
         async with self._reader.connect() as conn:
-            if self._kept is not None:
-                kept = self._kept.get(client_id)
-                if kept is not NOT_KEPT:
-                    return kept
+            if (kept := self._kept.get(client_id)) is not NOT_KEPT:
+                return kept
             row = (await conn.execute(_GET, {"b_client_id": client_id})).mappings().first()
             if row is None:  # unknown ids are not kept: they cannot fill the cache
                 return None
             client = client_from_row(row)
-            if self._kept is not None:
-                self._kept.keep(client_id, client)
+            self._kept.keep(client_id, client)
         return client
 
     async def add_client(self, client: Client) -> None:
@@ -115,7 +96,7 @@ class SqlClientStore:
         except IntegrityError:
             raise DuplicateError(f"client {client.client_id!r} exists") from None
         finally:
-            self._forget()
+            self._kept.clear()
 
     async def update_client(self, client: Client) -> None:
         values = client_to_row(client)
@@ -125,7 +106,7 @@ class SqlClientStore:
                 statement = _UPDATE.values(values)
                 result = await conn.execute(statement, {"b_client_id": client.client_id})
         finally:
-            self._forget()
+            self._kept.clear()
         if result.rowcount != 1:
             raise MissingError(f"no client {client.client_id!r}")
 
@@ -134,12 +115,8 @@ class SqlClientStore:
             async with self._engine.begin() as conn:
                 result = await conn.execute(_DELETE, {"b_client_id": client_id})
         finally:
-            self._forget()
-        return result.rowcount == 1
-
-    def _forget(self) -> None:
-        if self._kept is not None:
             self._kept.clear()
+        return result.rowcount == 1
 
     async def list_clients(self) -> list[Client]:
         async with self._reader.connect() as conn:

@@ -177,7 +177,7 @@ class SqlDeviceStore:
         try:
             await self._insert(devices, device_to_row(device), "device exists")
         finally:
-            self._forget_devices()
+            self._kept_devices.clear()
 
     async def get_device(self, device_id: str) -> Device | None:
         return await self._one_device(_DEVICE_BY_ID, {"b_id": device_id})
@@ -207,7 +207,7 @@ class SqlDeviceStore:
             async with self._engine.begin() as conn:
                 result = await conn.execute(statement)
         finally:
-            self._forget_devices()
+            self._kept_devices.clear()
         if result.rowcount == 0:
             raise MissingError(f"no device {device.device_id!r}")
 
@@ -216,7 +216,7 @@ class SqlDeviceStore:
             async with self._engine.begin() as conn:
                 result = await conn.execute(_REVOKE, {"b_id": device_id, "b_now": now})
         finally:
-            self._forget_devices()
+            self._kept_devices.clear()
         return bool(result.rowcount)
 
     async def add_enrolment_code(self, code: EnrolmentCode) -> None:
@@ -308,8 +308,7 @@ class SqlDeviceStore:
             async with self._engine.begin() as conn:
                 await conn.execute(self._set_pause, params)
         finally:
-            if self._kept_pauses is not None:
-                self._kept_pauses.clear()
+            self._kept_pauses.clear()
 
     async def get_pause(self, client_id: str, subject: str) -> Pause | None:
         """Kept also when there is none (the usual answer): client and subject are known
@@ -317,7 +316,7 @@ class SqlDeviceStore:
         params = {"b_client": client_id, "b_subject": subject}
         kept = self._kept_pauses
         async with self._reader.connect() as conn:
-            if kept is not None and (answer := kept.get((client_id, subject))) is not NOT_KEPT:
+            if (answer := kept.get((client_id, subject))) is not NOT_KEPT:
                 return answer
             row = (await conn.execute(_PAUSE, params)).mappings().first()
             pause = None
@@ -325,8 +324,7 @@ class SqlDeviceStore:
                 pause = Pause(
                     client_id=row["client_id"], subject=row["subject"], until=row["until"]
                 )
-            if kept is not None:
-                kept.keep((client_id, subject), pause)
+            kept.keep((client_id, subject), pause)
         return pause
 
     async def get_secret(self, name: str) -> str | None:
@@ -338,10 +336,6 @@ class SqlDeviceStore:
         async with self._engine.begin() as conn:
             row = (await conn.execute(self._add_secret, {"b_name": name, "b_value": value})).first()
         return row is not None
-
-    def _forget_devices(self) -> None:
-        if self._kept_devices is not None:
-            self._kept_devices.clear()
 
     async def _one_device(self, query: Any, params: dict[str, str]) -> Device | None:
         async with self._reader.connect() as conn:

@@ -13,13 +13,17 @@ change reaches a kept answer, and a cache holds at most ``limit`` entries.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Callable, Hashable
 from typing import Any, Final, Generic, TypeVar
 
+import orjson
+
 from backchannel.storage.sql.engine import Database
 
 V = TypeVar("V")
+D = TypeVar("D")
 
 
 class NotKept(enum.Enum):
@@ -66,12 +70,29 @@ class KeptReads(Generic[V]):
         self._answers.clear()
 
 
-def kept_reads(
-    engine: Database, duplicate: Callable[[V], V], limit: int = 1024
-) -> KeptReads[V] | None:
-    """A cache for a store on ``engine``, or None where the engine cannot tell whether
-    another connection committed (PostgreSQL: every read goes to the database)."""
+def _unknown_version() -> None:
+    return None
+
+
+def kept_reads(engine: Database, duplicate: Callable[[V], V], limit: int = 1024) -> KeptReads[V]:
+    """A cache for a store on ``engine``. Where the engine cannot tell whether another
+    connection committed (PostgreSQL), its version is always unknown, so the cache keeps
+    nothing and every read goes to the database."""
     data_version: Any = getattr(engine, "data_version", None)
-    if not callable(data_version):
-        return None
-    return KeptReads(data_version, duplicate, limit)
+    return KeptReads(data_version if callable(data_version) else _unknown_version, duplicate, limit)
+
+
+def copier(cls: type[D], *json_fields: str) -> Callable[[D], D]:
+    """Copies of dataclass ``cls`` instances that share nothing mutable with the original:
+    the named fields hold JSON (dicts, lists) and are copied through orjson, every other
+    field is immutable and shared."""
+    names = tuple(field.name for field in dataclasses.fields(cls))  # type: ignore[arg-type]
+
+    def duplicate(value: D) -> D:
+        copied = cls(*[getattr(value, name) for name in names])
+        for name in json_fields:
+            if (field_value := getattr(value, name)) is not None:
+                setattr(copied, name, orjson.loads(orjson.dumps(field_value)))
+        return copied
+
+    return duplicate

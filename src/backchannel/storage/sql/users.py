@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from sqlalchemy import Double, Integer, Select, bindparam, case, delete, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
@@ -15,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from backchannel.protocol.model import User
 from backchannel.protocol.ports import DuplicateError, LookupKind, MissingError, UserLookup
 from backchannel.storage.sql.engine import Database, read_engine
-from backchannel.storage.sql.kept_reads import NOT_KEPT, kept_reads
+from backchannel.storage.sql.kept_reads import NOT_KEPT, copier, kept_reads
 from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables import users
 
@@ -90,22 +88,12 @@ def user_from_row(row: RowMapping) -> User:
     )
 
 
-_USER_FIELDS = tuple(field.name for field in dataclasses.fields(User))
-
-
-def independent_copy(user: User) -> User:
-    """A copy sharing nothing mutable with ``user`` (``claims`` is JSON)."""
-    duplicate = User(*[getattr(user, name) for name in _USER_FIELDS])
-    duplicate.claims = orjson.loads(orjson.dumps(user.claims))
-    return duplicate
-
-
 class SqlUserDirectory:
     def __init__(self, engine: Database) -> None:
         self._engine = engine
         self._reader = read_engine(engine)
         # The user a bc-authorize names by its hint (see kept_reads).
-        self._kept = kept_reads(engine, independent_copy)
+        self._kept = kept_reads(engine, copier(User, "claims"))
 
     async def get_user(self, subject: str) -> User | None:
         async with self._reader.connect() as conn:
@@ -126,12 +114,12 @@ class SqlUserDirectory:
         params = {f"b_{n}": value for n, (_, value) in enumerate(lookups)}
         key = tuple(lookups)
         async with self._reader.connect() as conn:
-            if self._kept is not None and (kept := self._kept.get(key)) is not NOT_KEPT:
+            if (kept := self._kept.get(key)) is not NOT_KEPT:
                 return kept
             rows = (await conn.execute(statement, params)).mappings().all()
             user = _first_match(lookups, rows)
             # Hints that match nobody are not kept: they come from outside.
-            if self._kept is not None and user is not None:
+            if user is not None:
                 self._kept.keep(key, user)
         return user
 
@@ -144,7 +132,7 @@ class SqlUserDirectory:
                 "a user with this subject, username, email or phone exists"
             ) from None
         finally:
-            self._forget()
+            self._kept.clear()
 
     async def update_user(self, user: User) -> None:
         values = user_to_row(user)
@@ -155,7 +143,7 @@ class SqlUserDirectory:
         except IntegrityError:
             raise DuplicateError("another user has this username, email or phone") from None
         finally:
-            self._forget()
+            self._kept.clear()
         if result.rowcount != 1:
             raise MissingError(f"no user {user.subject!r}")
 
@@ -164,7 +152,7 @@ class SqlUserDirectory:
             async with self._engine.begin() as conn:
                 result = await conn.execute(_DELETE, {"b_subject": subject})
         finally:
-            self._forget()
+            self._kept.clear()
         return result.rowcount == 1
 
     async def list_users(self) -> list[User]:
@@ -185,7 +173,7 @@ class SqlUserDirectory:
             async with self._engine.begin() as conn:
                 row = (await conn.execute(_RECORD_FAILURE, params)).mappings().first()
         finally:
-            self._forget()
+            self._kept.clear()
         return user_from_row(row) if row is not None else None
 
     async def reset_user_code_failures(self, subject: str) -> None:
@@ -193,10 +181,6 @@ class SqlUserDirectory:
             async with self._engine.begin() as conn:
                 await conn.execute(_RESET, {"b_subject": subject})
         finally:
-            self._forget()
-
-    def _forget(self) -> None:
-        if self._kept is not None:
             self._kept.clear()
 
 
