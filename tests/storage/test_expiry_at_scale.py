@@ -11,26 +11,19 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from backchannel.protocol.model import RequestState
-from backchannel.settings import DatabaseSettings
-from backchannel.storage import migrate, open_storage
+from backchannel.storage import open_storage
 from backchannel.storage.sql import SqlStorage
 from backchannel.storage.sql.requests import _EXPIRE, request_to_row
 from backchannel.storage.sql.tables import auth_requests, timeline_events
 from tests.contract import builders
-from tests.support.databases import sqlite_url
+from tests.support.databases import migrated_sqlite
 
 pytestmark = pytest.mark.anyio
 T0 = builders.T0
 
 
-async def _migrated_sqlite(tmp_path: Path) -> DatabaseSettings:
-    db = DatabaseSettings(url=sqlite_url(tmp_path))
-    await migrate.upgrade(db)
-    return db
-
-
 async def test_sqlite_plan_uses_indexes_only(tmp_path: Path) -> None:
-    db = await _migrated_sqlite(tmp_path)
+    db = await migrated_sqlite(tmp_path)
     storage = await open_storage(db)
     assert isinstance(storage, SqlStorage)
     compiled = _EXPIRE.compile(dialect=storage.engine.dialect)
@@ -47,7 +40,7 @@ async def test_sqlite_plan_uses_indexes_only(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 async def test_expire_overdue_with_100_000_pending_rows(tmp_path: Path) -> None:
-    db = await _migrated_sqlite(tmp_path)
+    db = await migrated_sqlite(tmp_path)
     storage = await open_storage(db)
     assert isinstance(storage, SqlStorage)
     rows = [

@@ -9,6 +9,8 @@ own writes. Another connection here is what another worker or the CLI is in prod
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -16,28 +18,44 @@ import pytest
 from backchannel.protocol.model import Client, Device, Pause
 from backchannel.protocol.ports import LookupKind
 from backchannel.settings import DatabaseSettings
-from backchannel.storage import migrate, open_storage
+from backchannel.storage import open_storage
 from backchannel.storage.sql import SqlStorage
 from backchannel.storage.sql.kept_reads import NOT_KEPT, KeptReads
 from backchannel.storage.sql.loop_sqlite import LoopSqliteDatabase
 from tests.contract import builders
-from tests.support.databases import sqlite_url
+from tests.support.databases import migrated_sqlite
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 async def db(tmp_path: Path) -> DatabaseSettings:
-    settings = DatabaseSettings(url=sqlite_url(tmp_path))
-    await migrate.upgrade(settings)
-    return settings
+    return await migrated_sqlite(tmp_path)
 
 
-async def _open(db: DatabaseSettings) -> SqlStorage:
+@asynccontextmanager
+async def _opened(db: DatabaseSettings) -> AsyncIterator[SqlStorage]:
     storage = await open_storage(db)
     assert isinstance(storage, SqlStorage)
     assert isinstance(storage.engine, LoopSqliteDatabase)
-    return storage
+    try:
+        yield storage
+    finally:
+        await storage.close()
+
+
+@pytest.fixture
+async def worker(db: DatabaseSettings) -> AsyncIterator[SqlStorage]:
+    """A serving process's storage."""
+    async with _opened(db) as storage:
+        yield storage
+
+
+@pytest.fixture
+async def other_worker(db: DatabaseSettings) -> AsyncIterator[SqlStorage]:
+    """A second storage on the same file: what another worker or the CLI is."""
+    async with _opened(db) as storage:
+        yield storage
 
 
 def _file(db: DatabaseSettings) -> str:
@@ -45,114 +63,96 @@ def _file(db: DatabaseSettings) -> str:
 
 
 async def test_a_change_by_another_process_is_seen_at_the_next_lookup(
-    db: DatabaseSettings,
+    worker: SqlStorage,
+    other_worker: SqlStorage,
 ) -> None:
     """A rotated secret or a changed delivery mode applies at once, also when another
     worker or ``backchannel clients`` changed it."""
-    worker, other_worker = await _open(db), await _open(db)
-    try:
-        await worker.clients.add_client(builders.client())
-        assert (await worker.clients.get_client("client-1")).name == "Call centre"  # type: ignore[union-attr]
-        await other_worker.clients.update_client(builders.client(name="Renamed"))
-        seen = await worker.clients.get_client("client-1")
-        assert seen is not None and seen.name == "Renamed"
-        assert await other_worker.clients.remove_client("client-1") is True
-        assert await worker.clients.get_client("client-1") is None
-    finally:
-        await worker.close()
-        await other_worker.close()
+    await worker.clients.add_client(builders.client())
+    assert (await worker.clients.get_client("client-1")).name == "Call centre"  # type: ignore[union-attr]
+    await other_worker.clients.update_client(builders.client(name="Renamed"))
+    seen = await worker.clients.get_client("client-1")
+    assert seen is not None and seen.name == "Renamed"
+    assert await other_worker.clients.remove_client("client-1") is True
+    assert await worker.clients.get_client("client-1") is None
 
 
-async def test_a_change_by_plain_sql_elsewhere_is_seen(db: DatabaseSettings) -> None:
+async def test_a_change_by_plain_sql_elsewhere_is_seen(
+    db: DatabaseSettings,
+    worker: SqlStorage,
+) -> None:
     """Not only through a store: any commit on another connection empties the cache."""
-    storage = await _open(db)
-    try:
-        await storage.clients.add_client(builders.client())
-        await storage.clients.get_client("client-1")
-        with sqlite3.connect(_file(db)) as other:
-            other.execute("UPDATE clients SET name = 'Changed by SQL'")
-        seen = await storage.clients.get_client("client-1")
-        assert seen is not None and seen.name == "Changed by SQL"
-    finally:
-        await storage.close()
+    await worker.clients.add_client(builders.client())
+    await worker.clients.get_client("client-1")
+    with sqlite3.connect(_file(db)) as other:
+        other.execute("UPDATE clients SET name = 'Changed by SQL'")
+    seen = await worker.clients.get_client("client-1")
+    assert seen is not None and seen.name == "Changed by SQL"
 
 
-async def test_the_stores_own_writes_are_seen(db: DatabaseSettings) -> None:
+async def test_the_stores_own_writes_are_seen(worker: SqlStorage) -> None:
     """``data_version`` does not move for the connection's own commits: the store forgets
     what it kept when it writes."""
-    storage = await _open(db)
-    try:
-        await storage.clients.add_client(builders.client())
-        await storage.clients.get_client("client-1")
-        await storage.clients.update_client(builders.client(name="Renamed"))
-        seen = await storage.clients.get_client("client-1")
-        assert seen is not None and seen.name == "Renamed"
-        await storage.clients.remove_client("client-1")
-        assert await storage.clients.get_client("client-1") is None
-        await storage.clients.add_client(builders.client(name="Back again"))
-        seen = await storage.clients.get_client("client-1")
-        assert seen is not None and seen.name == "Back again"
-    finally:
-        await storage.close()
+    await worker.clients.add_client(builders.client())
+    await worker.clients.get_client("client-1")
+    await worker.clients.update_client(builders.client(name="Renamed"))
+    seen = await worker.clients.get_client("client-1")
+    assert seen is not None and seen.name == "Renamed"
+    await worker.clients.remove_client("client-1")
+    assert await worker.clients.get_client("client-1") is None
+    await worker.clients.add_client(builders.client(name="Back again"))
+    seen = await worker.clients.get_client("client-1")
+    assert seen is not None and seen.name == "Back again"
 
 
 async def test_a_returned_client_can_be_changed_without_changing_the_kept_one(
-    db: DatabaseSettings,
+    worker: SqlStorage,
 ) -> None:
-    storage = await _open(db)
-    try:
-        await storage.clients.add_client(builders.client())
-        first = await storage.clients.get_client("client-1")
-        assert first is not None
-        first.name = "Edited, not saved"
-        second = await storage.clients.get_client("client-1")
-        assert second is not None and second.name == "Call centre"
-        await storage.clients.add_client(builders.client("client-2", hint_token_issuers={}))
-        empty = await storage.clients.get_client("client-2")
-        assert empty is not None
-        empty.hint_token_issuers["https://evil.example.test"] = {}
-        again = await storage.clients.get_client("client-2")
-        assert again is not None and again.hint_token_issuers == {}
-    finally:
-        await storage.close()
+    await worker.clients.add_client(builders.client())
+    first = await worker.clients.get_client("client-1")
+    assert first is not None
+    first.name = "Edited, not saved"
+    second = await worker.clients.get_client("client-1")
+    assert second is not None and second.name == "Call centre"
+    await worker.clients.add_client(builders.client("client-2", hint_token_issuers={}))
+    empty = await worker.clients.get_client("client-2")
+    assert empty is not None
+    empty.hint_token_issuers["https://evil.example.test"] = {}
+    again = await worker.clients.get_client("client-2")
+    assert again is not None and again.hint_token_issuers == {}
 
 
-async def test_repeated_lookups_are_answered_from_memory(db: DatabaseSettings) -> None:
+async def test_repeated_lookups_are_answered_from_memory(worker: SqlStorage) -> None:
     """The point of the cache: after the first read the row is not read again while nothing
     else writes (the row is changed behind SQLite's back through the same connection, which
     ``data_version`` does not report, to show where the answer comes from)."""
-    storage = await _open(db)
-    engine = storage.engine
+    engine = worker.engine
     assert isinstance(engine, LoopSqliteDatabase)
-    try:
-        await storage.clients.add_client(builders.client())
-        await storage.clients.get_client("client-1")
-        engine._dbapi.execute("UPDATE clients SET name = 'Behind the store'")
-        kept = await storage.clients.get_client("client-1")
-        assert kept is not None and kept.name == "Call centre"
-    finally:
-        await storage.close()
+    await worker.clients.add_client(builders.client())
+    await worker.clients.get_client("client-1")
+    engine._dbapi.execute("UPDATE clients SET name = 'Behind the store'")
+    kept = await worker.clients.get_client("client-1")
+    assert kept is not None and kept.name == "Call centre"
 
 
-async def test_data_version_ignores_own_commits_and_checkpoints(db: DatabaseSettings) -> None:
+async def test_data_version_ignores_own_commits_and_checkpoints(
+    db: DatabaseSettings,
+    worker: SqlStorage,
+) -> None:
     """A checkpoint (the checkpoint thread has its own connection) is not a change."""
-    storage = await _open(db)
-    engine = storage.engine
+    engine = worker.engine
     assert isinstance(engine, LoopSqliteDatabase)
-    try:
-        async with engine.connect():
-            before = engine.data_version()
-        await storage.clients.add_client(builders.client())
-        with sqlite3.connect(_file(db)) as other:
-            other.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        async with engine.connect():
-            assert engine.data_version() == before
-        with sqlite3.connect(_file(db)) as other:
-            other.execute("UPDATE clients SET name = 'x'")
-        async with engine.connect():
-            assert engine.data_version() != before
-    finally:
-        await storage.close()
+    async with engine.connect():
+        before = engine.data_version()
+    await worker.clients.add_client(builders.client())
+    with sqlite3.connect(_file(db)) as other:
+        other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    async with engine.connect():
+        assert engine.data_version() == before
+    with sqlite3.connect(_file(db)) as other:
+        other.execute("UPDATE clients SET name = 'x'")
+    async with engine.connect():
+        assert engine.data_version() != before
 
 
 def test_unknown_versions_and_a_full_cache_keep_nothing_stale() -> None:
@@ -176,43 +176,35 @@ def test_unknown_versions_and_a_full_cache_keep_nothing_stale() -> None:
 HINT: list[tuple[LookupKind, str]] = [("username", "name-user-1"), ("email", "x@example.test")]
 
 
-async def test_the_hinted_user_follows_every_write(db: DatabaseSettings) -> None:
+async def test_the_hinted_user_follows_every_write(
+    worker: SqlStorage,
+    other_worker: SqlStorage,
+) -> None:
     """Login hints resolve to the user as stored now: after an update or a user-code
     failure here, and after an update by another worker."""
-    worker, other_worker = await _open(db), await _open(db)
-    try:
-        await worker.users.add_user(builders.user())
-        first = await worker.users.find_first(HINT)
-        assert first is not None and first.display_name == "Ada"
-        first.claims["address"]["country"] = "FR"
-        again = await worker.users.find_first(HINT)
-        assert again is not None and again.claims["address"]["country"] == "GB"
-        await worker.users.update_user(builders.user(display_name="Grace"))
-        seen = await worker.users.find_first(HINT)
-        assert seen is not None and seen.display_name == "Grace"
-        await worker.users.record_user_code_failure("user-1", builders.T0, 5, 60.0)
-        seen = await worker.users.find_first(HINT)
-        assert seen is not None and seen.user_code_failures == 1
-        await other_worker.users.update_user(builders.user(display_name="Hopper"))
-        seen = await worker.users.find_first(HINT)
-        assert seen is not None and seen.display_name == "Hopper"
-        assert await other_worker.users.remove_user("user-1") is True
-        assert await worker.users.find_first(HINT) is None
-    finally:
-        await worker.close()
-        await other_worker.close()
+    await worker.users.add_user(builders.user())
+    first = await worker.users.find_first(HINT)
+    assert first is not None and first.display_name == "Ada"
+    first.claims["address"]["country"] = "FR"
+    again = await worker.users.find_first(HINT)
+    assert again is not None and again.claims["address"]["country"] == "GB"
+    await worker.users.update_user(builders.user(display_name="Grace"))
+    seen = await worker.users.find_first(HINT)
+    assert seen is not None and seen.display_name == "Grace"
+    await worker.users.record_user_code_failure("user-1", builders.T0, 5, 60.0)
+    seen = await worker.users.find_first(HINT)
+    assert seen is not None and seen.user_code_failures == 1
+    await other_worker.users.update_user(builders.user(display_name="Hopper"))
+    seen = await worker.users.find_first(HINT)
+    assert seen is not None and seen.display_name == "Hopper"
+    assert await other_worker.users.remove_user("user-1") is True
+    assert await worker.users.find_first(HINT) is None
 
 
-async def test_a_hint_that_matched_nobody_finds_the_user_added_later(
-    db: DatabaseSettings,
-) -> None:
-    storage = await _open(db)
-    try:
-        assert await storage.users.find_first(HINT) is None
-        await storage.users.add_user(builders.user())
-        assert await storage.users.find_first(HINT) is not None
-    finally:
-        await storage.close()
+async def test_a_hint_that_matched_nobody_finds_the_user_added_later(worker: SqlStorage) -> None:
+    assert await worker.users.find_first(HINT) is None
+    await worker.users.add_user(builders.user())
+    assert await worker.users.find_first(HINT) is not None
 
 
 def _device(device_id: str = "d_1") -> Device:
@@ -221,47 +213,41 @@ def _device(device_id: str = "d_1") -> Device:
 
 
 async def test_a_users_devices_follow_enrolment_revocation_and_other_workers(
-    db: DatabaseSettings,
+    worker: SqlStorage,
+    other_worker: SqlStorage,
 ) -> None:
     """A notification never goes to a revoked device, nor misses a new one."""
-    worker, other_worker = await _open(db), await _open(db)
-    try:
-        assert await worker.devices.list_devices("user-1") == []
-        await worker.devices.add_device(_device("d_1"))
-        listed = await worker.devices.list_devices("user-1")
-        assert [d.device_id for d in listed] == ["d_1"]
-        listed[0].public_jwk["x"] = "changed by a caller"
-        assert (await worker.devices.list_devices("user-1"))[0].public_jwk["x"] == "xx"
-        assert await worker.devices.revoke_device("d_1", 200.0) is True
-        assert (await worker.devices.list_devices("user-1"))[0].revoked_at == 200.0
-        await other_worker.devices.add_device(_device("d_2"))
-        listed = await worker.devices.list_devices("user-1")
-        assert [d.device_id for d in listed] == ["d_1", "d_2"]
-        renamed = listed[1]
-        renamed.name = "Work phone"
-        await worker.devices.update_device(renamed)
-        assert (await worker.devices.list_devices("user-1"))[1].name == "Work phone"
-    finally:
-        await worker.close()
-        await other_worker.close()
+    assert await worker.devices.list_devices("user-1") == []
+    await worker.devices.add_device(_device("d_1"))
+    listed = await worker.devices.list_devices("user-1")
+    assert [d.device_id for d in listed] == ["d_1"]
+    listed[0].public_jwk["x"] = "changed by a caller"
+    assert (await worker.devices.list_devices("user-1"))[0].public_jwk["x"] == "xx"
+    assert await worker.devices.revoke_device("d_1", 200.0) is True
+    assert (await worker.devices.list_devices("user-1"))[0].revoked_at == 200.0
+    await other_worker.devices.add_device(_device("d_2"))
+    listed = await worker.devices.list_devices("user-1")
+    assert [d.device_id for d in listed] == ["d_1", "d_2"]
+    renamed = listed[1]
+    renamed.name = "Work phone"
+    await worker.devices.update_device(renamed)
+    assert (await worker.devices.list_devices("user-1"))[1].name == "Work phone"
 
 
-async def test_a_pause_applies_at_once_and_no_pause_is_kept_too(db: DatabaseSettings) -> None:
+async def test_a_pause_applies_at_once_and_no_pause_is_kept_too(
+    worker: SqlStorage,
+    other_worker: SqlStorage,
+) -> None:
     """ "This wasn't me" pauses a client for a user: the next bc-authorize must see it."""
-    worker, other_worker = await _open(db), await _open(db)
-    try:
-        assert await worker.devices.get_pause("client-1", "user-1") is None
-        await worker.devices.set_pause(Pause("client-1", "user-1", 500.0))
-        assert await worker.devices.get_pause("client-1", "user-1") == Pause(
-            "client-1", "user-1", 500.0
-        )
-        await other_worker.devices.set_pause(Pause("client-1", "user-1", 900.0))
-        assert await worker.devices.get_pause("client-1", "user-1") == Pause(
-            "client-1", "user-1", 900.0
-        )
-    finally:
-        await worker.close()
-        await other_worker.close()
+    assert await worker.devices.get_pause("client-1", "user-1") is None
+    await worker.devices.set_pause(Pause("client-1", "user-1", 500.0))
+    assert await worker.devices.get_pause("client-1", "user-1") == Pause(
+        "client-1", "user-1", 500.0
+    )
+    await other_worker.devices.set_pause(Pause("client-1", "user-1", 900.0))
+    assert await worker.devices.get_pause("client-1", "user-1") == Pause(
+        "client-1", "user-1", 900.0
+    )
 
 
 def test_on_postgresql_every_read_goes_to_the_database() -> None:

@@ -14,21 +14,15 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import OperationalError
 
 from backchannel.settings import DatabaseSettings
-from backchannel.storage import migrate, open_storage
+from backchannel.storage import open_storage
 from backchannel.storage.sql import SqlStorage
 from backchannel.storage.sql.loop_sqlite import LoopSqliteDatabase
 from backchannel.storage.sql.tables import replay_keys
-from tests.support.databases import sqlite_url
+from tests.support.databases import migrated_sqlite
 
 pytestmark = pytest.mark.anyio
 
 WRITES_PER_WRITER = 150
-
-
-async def _migrated(tmp_path: Path) -> DatabaseSettings:
-    db = DatabaseSettings(url=sqlite_url(tmp_path))
-    await migrate.upgrade(db)
-    return db
 
 
 async def _read_then_write(db: DatabaseSettings, writer: int) -> None:
@@ -57,7 +51,7 @@ async def test_concurrent_writers_on_one_file_never_see_database_is_locked(
     tmp_path: Path,
 ) -> None:
     """Two connections (as two server processes have), each on its own thread and loop."""
-    db = await _migrated(tmp_path)
+    db = await migrated_sqlite(tmp_path)
     errors: list[BaseException] = []
     threads = [
         threading.Thread(target=_writer_thread, args=(db, writer, errors)) for writer in (1, 2)
@@ -81,7 +75,7 @@ async def test_concurrent_writers_on_one_file_never_see_database_is_locked(
 async def test_failed_transaction_is_rolled_back_and_the_connection_stays_usable(
     tmp_path: Path,
 ) -> None:
-    db = await _migrated(tmp_path)
+    db = await migrated_sqlite(tmp_path)
     database = LoopSqliteDatabase(db)
     try:
         with pytest.raises(RuntimeError):
@@ -100,7 +94,7 @@ async def test_failed_transaction_is_rolled_back_and_the_connection_stays_usable
 async def test_commit_is_visible_to_another_connection_when_the_block_ends(
     tmp_path: Path,
 ) -> None:
-    db = await _migrated(tmp_path)
+    db = await migrated_sqlite(tmp_path)
     writer, reader = LoopSqliteDatabase(db), LoopSqliteDatabase(db)
     try:
         async with writer.begin() as conn:
@@ -113,7 +107,7 @@ async def test_commit_is_visible_to_another_connection_when_the_block_ends(
 
 
 async def test_an_empty_write_block_releases_the_write_lock(tmp_path: Path) -> None:
-    db = await _migrated(tmp_path)
+    db = await migrated_sqlite(tmp_path)
     quick = db.model_copy(update={"sqlite_busy_timeout_ms": 50})
     first, second = LoopSqliteDatabase(quick), LoopSqliteDatabase(quick)
     try:
@@ -130,7 +124,7 @@ async def test_an_empty_write_block_releases_the_write_lock(tmp_path: Path) -> N
 
 
 async def test_pragmas_are_applied(tmp_path: Path) -> None:
-    db = await _migrated(tmp_path)
+    db = await migrated_sqlite(tmp_path)
     database = LoopSqliteDatabase(db)
     try:
         async with database.connect() as conn:
@@ -184,7 +178,7 @@ async def _wait_held(held: threading.Event) -> None:
 async def _write_and_read_when_free(
     tmp_path: Path, pragmas: tuple[str, ...], seconds: float
 ) -> tuple[int, list[str]]:
-    db = await _migrated(tmp_path)
+    db = await migrated_sqlite(tmp_path)
     database = LoopSqliteDatabase(db)
     held = threading.Event()
     path = str(tmp_path / "backchannel.db")
@@ -215,7 +209,7 @@ async def test_a_writer_waits_for_another_process_lock_without_blocking_the_loop
 
 
 async def test_a_writer_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
-    db = await _migrated(tmp_path)
+    db = await migrated_sqlite(tmp_path)
     quick = LoopSqliteDatabase(db.model_copy(update={"sqlite_busy_timeout_ms": 100}))
     held = threading.Event()
     holder = threading.Thread(

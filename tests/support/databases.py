@@ -14,6 +14,9 @@ from typing import TypeVar
 
 import asyncpg
 
+from backchannel.settings import DatabaseSettings
+from backchannel.storage import migrate
+
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
 PG_ADMIN_DSN = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
@@ -35,6 +38,13 @@ def postgres_available() -> bool:
 
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'backchannel.db'}"
+
+
+async def migrated_sqlite(tmp_path: Path) -> DatabaseSettings:
+    """Settings of a SQLite file in ``tmp_path`` with the whole schema."""
+    db = DatabaseSettings(url=sqlite_url(tmp_path))
+    await migrate.upgrade(db)
+    return db
 
 
 async def create_postgres_database() -> str:
