@@ -8,6 +8,8 @@ own writes. Another connection here is what another worker or the CLI is in prod
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -157,7 +159,7 @@ async def test_data_version_ignores_own_commits_and_checkpoints(
 
 def test_unknown_versions_and_a_full_cache_keep_nothing_stale() -> None:
     versions: list[int | None] = [None]
-    cache: KeptReads[Client] = KeptReads(lambda: versions[0], lambda c: c, limit=2)
+    cache: KeptReads[Client] = KeptReads(lambda: versions[0], lambda: None, lambda c: c, limit=2)
     client = builders.client()
     assert cache.get("client-1") is NOT_KEPT
     cache.keep("client-1", client)
@@ -260,3 +262,20 @@ def test_on_postgresql_every_read_goes_to_the_database() -> None:
     assert cache.get("client-1") is NOT_KEPT
     cache.keep("client-1", builders.client())
     assert cache.get("client-1") is NOT_KEPT
+
+
+async def test_nothing_is_kept_from_a_read_that_saw_uncommitted_writes(worker: SqlStorage) -> None:
+    """A lookup in the same turn of the loop as a write sees the write before its batch
+    commits; the answer is returned (once committed) but not kept, so a batch that failed
+    to commit could not leave it behind."""
+    engine = worker.engine
+    assert isinstance(engine, LoopSqliteDatabase)
+    await worker.clients.add_client(builders.client())
+    renamed = dataclasses.replace(builders.client(), name="Renamed")
+    _, seen = await asyncio.gather(
+        worker.clients.update_client(renamed), worker.clients.get_client("client-1")
+    )
+    assert seen is not None and seen.name == "Renamed"
+    engine._dbapi.execute("UPDATE clients SET name = 'Behind the store'")
+    again = await worker.clients.get_client("client-1")
+    assert again is not None and again.name == "Behind the store"  # read afresh

@@ -91,31 +91,23 @@ class SqlClientStore:
 
     async def add_client(self, client: Client) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with self._kept.forgetting(self._engine.begin()) as conn:
                 await conn.execute(insert_into(clients), client_to_row(client))
         except IntegrityError:
             raise DuplicateError(f"client {client.client_id!r} exists") from None
-        finally:
-            self._kept.clear()
 
     async def update_client(self, client: Client) -> None:
         values = client_to_row(client)
         del values["client_id"]
-        try:
-            async with self._engine.begin() as conn:
-                statement = _UPDATE.values(values)
-                result = await conn.execute(statement, {"b_client_id": client.client_id})
-        finally:
-            self._kept.clear()
+        async with self._kept.forgetting(self._engine.begin()) as conn:
+            statement = _UPDATE.values(values)
+            result = await conn.execute(statement, {"b_client_id": client.client_id})
         if result.rowcount != 1:
             raise MissingError(f"no client {client.client_id!r}")
 
     async def remove_client(self, client_id: str) -> bool:
-        try:
-            async with self._engine.begin() as conn:
-                result = await conn.execute(_DELETE, {"b_client_id": client_id})
-        finally:
-            self._kept.clear()
+        async with self._kept.forgetting(self._engine.begin()) as conn:
+            result = await conn.execute(_DELETE, {"b_client_id": client_id})
         return result.rowcount == 1
 
     async def list_clients(self) -> list[Client]:

@@ -175,9 +175,10 @@ class SqlDeviceStore:
 
     async def add_device(self, device: Device) -> None:
         try:
-            await self._insert(devices, device_to_row(device), "device exists")
-        finally:
-            self._kept_devices.clear()
+            async with self._kept_devices.forgetting(self._engine.begin()) as conn:
+                await conn.execute(insert_into(devices), device_to_row(device))
+        except IntegrityError:
+            raise DuplicateError("device exists") from None
 
     async def get_device(self, device_id: str) -> Device | None:
         return await self._one_device(_DEVICE_BY_ID, {"b_id": device_id})
@@ -203,20 +204,14 @@ class SqlDeviceStore:
         row = device_to_row(device)
         values = {name: row[name] for name in ("name", "last_seen_at", "credentials", "push")}
         statement = update(devices).where(devices.c.device_id == device.device_id).values(values)
-        try:
-            async with self._engine.begin() as conn:
-                result = await conn.execute(statement)
-        finally:
-            self._kept_devices.clear()
+        async with self._kept_devices.forgetting(self._engine.begin()) as conn:
+            result = await conn.execute(statement)
         if result.rowcount == 0:
             raise MissingError(f"no device {device.device_id!r}")
 
     async def revoke_device(self, device_id: str, now: float) -> bool:
-        try:
-            async with self._engine.begin() as conn:
-                result = await conn.execute(_REVOKE, {"b_id": device_id, "b_now": now})
-        finally:
-            self._kept_devices.clear()
+        async with self._kept_devices.forgetting(self._engine.begin()) as conn:
+            result = await conn.execute(_REVOKE, {"b_id": device_id, "b_now": now})
         return bool(result.rowcount)
 
     async def add_enrolment_code(self, code: EnrolmentCode) -> None:
@@ -304,11 +299,8 @@ class SqlDeviceStore:
 
     async def set_pause(self, pause: Pause) -> None:
         params = {"b_client": pause.client_id, "b_subject": pause.subject, "b_until": pause.until}
-        try:
-            async with self._engine.begin() as conn:
-                await conn.execute(self._set_pause, params)
-        finally:
-            self._kept_pauses.clear()
+        async with self._kept_pauses.forgetting(self._engine.begin()) as conn:
+            await conn.execute(self._set_pause, params)
 
     async def get_pause(self, client_id: str, subject: str) -> Pause | None:
         """Kept also when there is none (the usual answer): client and subject are known

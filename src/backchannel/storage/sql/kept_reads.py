@@ -7,8 +7,10 @@ the WAL index) than in SQL. A store keeps the answers only where the database ca
 exactly and cheaply whether another connection (another worker, the CLI, an operator's
 SQL) has committed since: SQLite's ``PRAGMA data_version``
 (``LoopSqliteDatabase.data_version``). Any such commit empties every cache at its next
-use; the store's own writes empty its cache at once. Callers get copies, so nothing they
-change reaches a kept answer, and a cache holds at most ``limit`` entries.
+use; the store's own writes empty its cache at the end of their block, before it commits
+(``forgetting``), and nothing is kept while such a write is not committed yet. Callers get
+copies, so nothing they change reaches a kept answer, and a cache holds at most ``limit``
+entries.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Callable, Hashable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Final, Generic, TypeVar
 
 import orjson
 
-from backchannel.storage.sql.engine import Database
+from backchannel.storage.sql.engine import Database, DatabaseConnection
+from backchannel.storage.sql.loop_sqlite import LoopSqliteDatabase
 
 V = TypeVar("V")
 D = TypeVar("D")
@@ -36,14 +40,17 @@ NOT_KEPT: Final = NotKept.NOT_KEPT
 class KeptReads(Generic[V]):
     def __init__(
         self,
-        data_version: Callable[[], int | None],
+        data_version: Callable[[], Hashable | None],
+        open_batch: Callable[[], object | None],
         duplicate: Callable[[V], V],
         limit: int = 1024,
     ) -> None:
         self._data_version = data_version
+        self._open_batch = open_batch
+        self._written_in: object | None = None  # the batch of the store's last write
         self._duplicate = duplicate
         self._limit = limit
-        self._version: int | None = None
+        self._version: Hashable | None = None
         self._answers: dict[Hashable, V] = {}
 
     def get(self, key: Hashable) -> V | NotKept:
@@ -59,8 +66,12 @@ class KeptReads(Generic[V]):
         return self._duplicate(self._answers[key])
 
     def keep(self, key: Hashable, answer: V) -> None:
-        """After a read in the same block as ``get``: nothing else ran in between."""
+        """After a read in the same block as ``get``: nothing else ran in between. Not
+        while the store's own last write is not committed yet: the read saw it, and it
+        could still be rolled back."""
         if self._version is None:
+            return
+        if self._written_in is not None and self._open_batch() is self._written_in:
             return
         if len(self._answers) >= self._limit:
             self._answers.clear()
@@ -69,8 +80,42 @@ class KeptReads(Generic[V]):
     def clear(self) -> None:
         self._answers.clear()
 
+    def forgetting(
+        self, block: AbstractAsyncContextManager[DatabaseConnection]
+    ) -> AbstractAsyncContextManager[DatabaseConnection]:
+        """``block`` (a ``begin()``), forgetting every kept answer at its end, after its
+        statements and before its commit: from then on a read sees the new rows."""
+        return _Forgetting(block, self)
+
+    def _forget_written(self) -> None:
+        self._answers.clear()
+        self._written_in = self._open_batch()
+
+
+class _Forgetting:
+    __slots__ = ("_block", "_kept")
+
+    def __init__(
+        self, block: AbstractAsyncContextManager[DatabaseConnection], kept: KeptReads[Any]
+    ) -> None:
+        self._block = block
+        self._kept = kept
+
+    async def __aenter__(self) -> DatabaseConnection:
+        return await self._block.__aenter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool | None:
+        self._kept._forget_written()
+        return await self._block.__aexit__(exc_type, exc, tb)
+
 
 def _unknown_version() -> None:
+    return None
+
+
+def _no_batch() -> None:
     return None
 
 
@@ -78,8 +123,9 @@ def kept_reads(engine: Database, duplicate: Callable[[V], V], limit: int = 1024)
     """A cache for a store on ``engine``. Where the engine cannot tell whether another
     connection committed (PostgreSQL), its version is always unknown, so the cache keeps
     nothing and every read goes to the database."""
-    data_version: Any = getattr(engine, "data_version", None)
-    return KeptReads(data_version if callable(data_version) else _unknown_version, duplicate, limit)
+    if isinstance(engine, LoopSqliteDatabase):
+        return KeptReads(engine.data_version, engine.open_batch, duplicate, limit)
+    return KeptReads(_unknown_version, _no_batch, duplicate, limit)
 
 
 def copier(cls: type[D], *json_fields: str) -> Callable[[D], D]:

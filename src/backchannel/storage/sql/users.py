@@ -125,34 +125,27 @@ class SqlUserDirectory:
 
     async def add_user(self, user: User) -> None:
         try:
-            async with self._engine.begin() as conn:
+            async with self._kept.forgetting(self._engine.begin()) as conn:
                 await conn.execute(insert_into(users), user_to_row(user))
         except IntegrityError:
             raise DuplicateError(
                 "a user with this subject, username, email or phone exists"
             ) from None
-        finally:
-            self._kept.clear()
 
     async def update_user(self, user: User) -> None:
         values = user_to_row(user)
         del values["subject"]
         try:
-            async with self._engine.begin() as conn:
+            async with self._kept.forgetting(self._engine.begin()) as conn:
                 result = await conn.execute(_UPDATE.values(values), {"b_subject": user.subject})
         except IntegrityError:
             raise DuplicateError("another user has this username, email or phone") from None
-        finally:
-            self._kept.clear()
         if result.rowcount != 1:
             raise MissingError(f"no user {user.subject!r}")
 
     async def remove_user(self, subject: str) -> bool:
-        try:
-            async with self._engine.begin() as conn:
-                result = await conn.execute(_DELETE, {"b_subject": subject})
-        finally:
-            self._kept.clear()
+        async with self._kept.forgetting(self._engine.begin()) as conn:
+            result = await conn.execute(_DELETE, {"b_subject": subject})
         return result.rowcount == 1
 
     async def list_users(self) -> list[User]:
@@ -169,19 +162,13 @@ class SqlUserDirectory:
             "b_now": now,
             "b_lockout": lockout_seconds,
         }
-        try:
-            async with self._engine.begin() as conn:
-                row = (await conn.execute(_RECORD_FAILURE, params)).mappings().first()
-        finally:
-            self._kept.clear()
+        async with self._kept.forgetting(self._engine.begin()) as conn:
+            row = (await conn.execute(_RECORD_FAILURE, params)).mappings().first()
         return user_from_row(row) if row is not None else None
 
     async def reset_user_code_failures(self, subject: str) -> None:
-        try:
-            async with self._engine.begin() as conn:
-                await conn.execute(_RESET, {"b_subject": subject})
-        finally:
-            self._kept.clear()
+        async with self._kept.forgetting(self._engine.begin()) as conn:
+            await conn.execute(_RESET, {"b_subject": subject})
 
 
 def _first_match(lookups: Sequence[UserLookup], rows: Sequence[Any]) -> User | None:
