@@ -265,7 +265,7 @@ async def test_blocks_that_start_together_commit_once_and_end_after_the_commit(
         assert seen == [everything] * 8  # each block ended with all of them committed
         assert statements.count("BEGIN IMMEDIATE") == 1
         assert statements.count("COMMIT") == 1
-        assert statements.count("SAVEPOINT block") == 8
+        assert statements.count("SAVEPOINT block") == 7  # the block that opened it needs none
     finally:
         await database.dispose()
 
@@ -297,6 +297,28 @@ async def test_a_failed_block_undoes_only_its_own_writes(tmp_path: Path) -> None
         assert isinstance(results[2], IntegrityError)
         assert results[0] == results[3] == ["a", "b", "taken"]
         assert statements.count("COMMIT") == 1
+    finally:
+        await database.dispose()
+
+
+async def test_a_failed_block_that_opened_the_batch_leaves_the_next_ones_alone(
+    tmp_path: Path,
+) -> None:
+    """The opening block runs without a savepoint (nobody else is in its batch yet): its
+    failure rolls back the transaction, and the blocks after it start a batch of their own."""
+    database = LoopSqliteDatabase(await migrated_sqlite(tmp_path))
+    try:
+
+        async def failing() -> None:
+            async with database.begin() as conn:
+                await conn.execute(insert(replay_keys), {"key": "gone", "expires_at": 1.0})
+                raise RuntimeError("abort")
+
+        results = await asyncio.gather(
+            failing(), _insert_key(database, "b", tmp_path), return_exceptions=True
+        )
+        assert isinstance(results[0], RuntimeError)
+        assert results[1] == ["b"]
     finally:
         await database.dispose()
 

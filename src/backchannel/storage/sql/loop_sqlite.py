@@ -148,28 +148,32 @@ def _same_keys(rows: Sequence[Any]) -> bool:
 
 
 class _WriteBlock:
-    """``async with database.begin()``: the block's statements in a savepoint of the open
-    batch (rolled back alone on error); the block ends once the batch has committed."""
+    """``async with database.begin()``: the block's statements in the open batch, in a
+    savepoint of their own when they join one (an error then undoes only them; the block
+    that opens a batch is alone in it until it ends, so it rolls back the transaction);
+    the block ends once the batch has committed."""
 
-    __slots__ = ("_database",)
+    __slots__ = ("_database", "_opened")
 
     def __init__(self, database: LoopSqliteDatabase) -> None:
         self._database = database
+        self._opened = False
 
     async def __aenter__(self) -> DatabaseConnection:
         database = self._database
-        await database._lock_for_writing()
-        try:
-            database._dbapi.execute("SAVEPOINT block").close()
-        except BaseException:
-            database._release_lock()
-            raise
+        self._opened = await database._lock_for_writing()
+        if not self._opened:
+            try:
+                database._dbapi.execute("SAVEPOINT block").close()
+            except BaseException:
+                database._release_lock()
+                raise
         return database._wrapped
 
     async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         database = self._database
         try:
-            database._end_block(ok=exc_type is None)
+            database._end_block(ok=exc_type is None, opened=self._opened)
         finally:
             database._release_lock()
         if exc_type is None:
@@ -245,6 +249,7 @@ class LoopSqliteDatabase:
         self._lock = asyncio.Lock()
         self._batch: list[asyncio.Future[None]] | None = None  # who waits for its commit
         self._commit_due = False
+        self._batch_version: int | None = None  # data_version inside the open batch
         self.failed_commits = 0
         self._connection: Connection | None = None
         self._wrapped: LoopSqliteConnection
@@ -263,12 +268,17 @@ class LoopSqliteDatabase:
         worker, the CLI, another process) commits, and never for this connection's own
         commits; the second when writes this connection's reads had seen were lost. None
         when SQLite cannot answer now (busy): callers then read afresh. Call it inside a
-        ``connect()`` or ``begin()`` block."""
+        ``connect()`` or ``begin()`` block. While a batch is open nobody else can commit
+        (it holds the write lock): the first answer in a batch stands for all of it."""
+        if self._batch is not None and self._batch_version is not None:
+            return self._batch_version, self.failed_commits
         self._pinned()
         try:
             version = int(self._dbapi.execute("PRAGMA data_version").fetchone()[0])
         except sqlite3.OperationalError:
             return None
+        if self._batch is not None:
+            self._batch_version = version
         return version, self.failed_commits
 
     def open_batch(self) -> object | None:
@@ -276,9 +286,9 @@ class LoopSqliteDatabase:
         None; the same object until it commits."""
         return self._batch
 
-    async def _lock_for_writing(self) -> None:
-        """Hold ``self._lock`` and SQLite's write lock: join the open batch, or open one
-        with ``BEGIN IMMEDIATE``. While another process writes, wait without blocking the
+    async def _lock_for_writing(self) -> bool:
+        """Hold ``self._lock`` and SQLite's write lock: join the open batch (False), or open
+        one with ``BEGIN IMMEDIATE`` (True). While another process writes, wait without blocking the
         loop: SQLite's own busy handler would sleep (1 ms and more) on the loop thread,
         stalling every request of this worker for a lock that is usually free again within
         microseconds."""
@@ -287,12 +297,13 @@ class LoopSqliteDatabase:
         while True:
             await self._lock.acquire()
             if self._batch is not None:
-                return
+                return False
             try:
                 if self._try_begin_immediate():
                     self._batch = []
+                    self._batch_version = None
                     asyncio.get_running_loop().call_soon(self._commit_batch)
-                    return
+                    return True
             except BaseException:
                 self._release_lock()
                 raise
@@ -308,14 +319,20 @@ class LoopSqliteDatabase:
             self._commit_due = False
             asyncio.get_running_loop().call_soon(self._commit_batch)
 
-    def _end_block(self, ok: bool) -> None:
-        """Keep the block's statements in the batch, or undo them alone. When SQLite has
-        rolled the whole transaction back itself (it does on I/O errors and a full disk),
-        the batch is lost: the block and everybody waiting for the batch get the error."""
+    def _end_block(self, ok: bool, opened: bool) -> None:
+        """Keep the block's statements in the batch, or undo them. When SQLite has rolled
+        the whole transaction back itself (it does on I/O errors and a full disk), the
+        batch is lost: the block and everybody waiting for the batch get the error."""
         if not self._dbapi.in_transaction:
             lost = self._lose_batch()
             if ok:
                 raise lost
+            return
+        if opened:
+            if not ok:  # nobody else is in the batch yet
+                assert self._connection is not None
+                self._rollback(self._connection)
+                self._batch = None
             return
         if not ok:
             self._dbapi.execute("ROLLBACK TO block").close()
