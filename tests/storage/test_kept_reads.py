@@ -88,6 +88,7 @@ async def test_a_change_by_plain_sql_elsewhere_is_seen(
     await worker.clients.get_client("client-1")
     with sqlite3.connect(_file(db)) as other:
         other.execute("UPDATE clients SET name = 'Changed by SQL'")
+    await asyncio.sleep(0)  # a request sent after that commit runs in a later turn
     seen = await worker.clients.get_client("client-1")
     assert seen is not None and seen.name == "Changed by SQL"
 
@@ -153,6 +154,27 @@ async def test_data_version_ignores_own_commits_and_checkpoints(
         assert engine.data_version() == before
     with sqlite3.connect(_file(db)) as other:
         other.execute("UPDATE clients SET name = 'x'")
+    await asyncio.sleep(0)
+    async with engine.connect():
+        assert engine.data_version() != before
+
+
+async def test_data_version_is_read_once_per_turn_of_the_loop(
+    db: DatabaseSettings,
+    worker: SqlStorage,
+) -> None:
+    """Every request that runs in a turn arrived before it began, so a commit elsewhere
+    during the turn is concurrent with all of them; the requests of the next turn see it."""
+    engine = worker.engine
+    assert isinstance(engine, LoopSqliteDatabase)
+    await worker.clients.add_client(builders.client())
+    async with engine.connect():
+        before = engine.data_version()
+    with sqlite3.connect(_file(db)) as other:
+        other.execute("UPDATE clients SET name = 'x'")
+    async with engine.connect():
+        assert engine.data_version() == before  # the same turn: the answer stands
+    await asyncio.sleep(0)
     async with engine.connect():
         assert engine.data_version() != before
 

@@ -249,7 +249,7 @@ class LoopSqliteDatabase:
         self._lock = asyncio.Lock()
         self._batch: list[asyncio.Future[None]] | None = None  # who waits for its commit
         self._commit_due = False
-        self._batch_version: int | None = None  # data_version inside the open batch
+        self._turn_version: int | None = None  # data_version in this turn of the loop
         self.failed_commits = 0
         self._connection: Connection | None = None
         self._wrapped: LoopSqliteConnection
@@ -268,18 +268,24 @@ class LoopSqliteDatabase:
         worker, the CLI, another process) commits, and never for this connection's own
         commits; the second when writes this connection's reads had seen were lost. None
         when SQLite cannot answer now (busy): callers then read afresh. Call it inside a
-        ``connect()`` or ``begin()`` block. While a batch is open nobody else can commit
-        (it holds the write lock): the first answer in a batch stands for all of it."""
-        if self._batch is not None and self._batch_version is not None:
-            return self._batch_version, self.failed_commits
-        self._pinned()
-        try:
-            version = int(self._dbapi.execute("PRAGMA data_version").fetchone()[0])
-        except sqlite3.OperationalError:
-            return None
-        if self._batch is not None:
-            self._batch_version = version
-        return version, self.failed_commits
+        ``connect()`` or ``begin()`` block.
+
+        Asked once per turn of the event loop: every request that runs in this turn
+        arrived before the answer was read (data that arrives later is read in the loop's
+        next turn, after ``_new_turn``), so a commit elsewhere after the answer is
+        concurrent with all of them."""
+        if self._turn_version is None:
+            self._pinned()
+            try:
+                version = int(self._dbapi.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.OperationalError:
+                return None
+            self._turn_version = version
+            asyncio.get_running_loop().call_soon(self._new_turn)
+        return self._turn_version, self.failed_commits
+
+    def _new_turn(self) -> None:
+        self._turn_version = None
 
     def open_batch(self) -> object | None:
         """The batch of writes not committed yet (reads on this connection see them), or
@@ -301,7 +307,6 @@ class LoopSqliteDatabase:
             try:
                 if self._try_begin_immediate():
                     self._batch = []
-                    self._batch_version = None
                     asyncio.get_running_loop().call_soon(self._commit_batch)
                     return True
             except BaseException:
