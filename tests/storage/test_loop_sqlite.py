@@ -1,6 +1,5 @@
 """SQLite on the event-loop thread (``storage.sql.loop_sqlite``): one connection per process,
-write transactions that take the write lock up front and commit together, every commit
-durable before the block returns."""
+write transactions that take the write lock up front, every commit durable before return."""
 
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, insert, select, text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 
 from backchannel.settings import DatabaseSettings
 from backchannel.storage import open_storage
@@ -228,142 +227,3 @@ async def test_a_writer_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
     finally:
         holder.join()
         await quick.dispose()
-
-
-# Write blocks that run in the same turn of the event loop commit together: each in a
-# savepoint of its own, one COMMIT for all, and every block ends only after that COMMIT.
-
-
-def _traced(database: LoopSqliteDatabase) -> list[str]:
-    """The statements SQLite runs on the loop connection from now on."""
-    database._pinned()
-    statements: list[str] = []
-    database._dbapi.set_trace_callback(statements.append)
-    return statements
-
-
-def _committed_keys(tmp_path: Path) -> list[str]:
-    """What another connection (another process) sees: only committed rows."""
-    with sqlite3.connect(tmp_path / "backchannel.db") as other:
-        return [key for (key,) in other.execute("SELECT key FROM replay_keys ORDER BY key")]
-
-
-async def _insert_key(database: LoopSqliteDatabase, key: str, tmp_path: Path) -> list[str]:
-    async with database.begin() as conn:
-        await conn.execute(insert(replay_keys), {"key": key, "expires_at": 1.0})
-    return _committed_keys(tmp_path)
-
-
-async def test_blocks_that_start_together_commit_once_and_end_after_the_commit(
-    tmp_path: Path,
-) -> None:
-    database = LoopSqliteDatabase(await migrated_sqlite(tmp_path))
-    try:
-        statements = _traced(database)
-        seen = await asyncio.gather(*(_insert_key(database, f"k{n}", tmp_path) for n in range(8)))
-        everything = [f"k{n}" for n in range(8)]
-        assert seen == [everything] * 8  # each block ended with all of them committed
-        assert statements.count("BEGIN IMMEDIATE") == 1
-        assert statements.count("COMMIT") == 1
-        assert statements.count("SAVEPOINT block") == 7  # the block that opened it needs none
-    finally:
-        await database.dispose()
-
-
-async def test_a_failed_block_undoes_only_its_own_writes(tmp_path: Path) -> None:
-    database = LoopSqliteDatabase(await migrated_sqlite(tmp_path))
-    try:
-        await _insert_key(database, "taken", tmp_path)
-
-        async def failing(key: str, error: BaseException) -> None:
-            async with database.begin() as conn:
-                await conn.execute(insert(replay_keys), {"key": key, "expires_at": 1.0})
-                raise error
-
-        async def duplicate() -> None:
-            async with database.begin() as conn:
-                await conn.execute(insert(replay_keys), {"key": "fine-too", "expires_at": 1.0})
-                await conn.execute(insert(replay_keys), {"key": "taken", "expires_at": 1.0})
-
-        statements = _traced(database)
-        results = await asyncio.gather(
-            _insert_key(database, "a", tmp_path),
-            failing("gone", RuntimeError("abort")),
-            duplicate(),
-            _insert_key(database, "b", tmp_path),
-            return_exceptions=True,
-        )
-        assert isinstance(results[1], RuntimeError)
-        assert isinstance(results[2], IntegrityError)
-        assert results[0] == results[3] == ["a", "b", "taken"]
-        assert statements.count("COMMIT") == 1
-    finally:
-        await database.dispose()
-
-
-async def test_a_failed_block_that_opened_the_batch_leaves_the_next_ones_alone(
-    tmp_path: Path,
-) -> None:
-    """The opening block runs without a savepoint (nobody else is in its batch yet): its
-    failure rolls back the transaction, and the blocks after it start a batch of their own."""
-    database = LoopSqliteDatabase(await migrated_sqlite(tmp_path))
-    try:
-
-        async def failing() -> None:
-            async with database.begin() as conn:
-                await conn.execute(insert(replay_keys), {"key": "gone", "expires_at": 1.0})
-                raise RuntimeError("abort")
-
-        results = await asyncio.gather(
-            failing(), _insert_key(database, "b", tmp_path), return_exceptions=True
-        )
-        assert isinstance(results[0], RuntimeError)
-        assert results[1] == ["b"]
-    finally:
-        await database.dispose()
-
-
-async def test_a_read_that_saw_uncommitted_writes_ends_after_their_commit(
-    tmp_path: Path,
-) -> None:
-    """Nobody answers with rows that could still be rolled back."""
-    database = LoopSqliteDatabase(await migrated_sqlite(tmp_path))
-    try:
-
-        async def read() -> tuple[list[str], list[str]]:
-            async with database.connect() as conn:
-                keys = list((await conn.execute(select(replay_keys.c.key))).scalars())
-            return keys, _committed_keys(tmp_path)
-
-        _, (keys, committed) = await asyncio.gather(_insert_key(database, "k", tmp_path), read())
-        assert keys == ["k"]  # the read ran inside the open batch ...
-        assert committed == ["k"]  # ... and ended only once it was committed
-    finally:
-        await database.dispose()
-
-
-async def test_a_transaction_lost_inside_sqlite_fails_every_block_of_its_batch(
-    tmp_path: Path,
-) -> None:
-    """SQLite rolls the whole transaction back itself on I/O errors and a full disk (here: a
-    ROLLBACK inside a block does the same). A block that already ended its savepoint must
-    not report success for writes that are gone."""
-    database = LoopSqliteDatabase(await migrated_sqlite(tmp_path))
-    try:
-
-        async def losing(fail: bool) -> None:
-            async with database.begin() as conn:
-                await conn.execute(text("ROLLBACK"))
-                if fail:
-                    raise RuntimeError("after the loss")
-
-        for fail in (True, False):
-            results = await asyncio.gather(
-                _insert_key(database, "lost", tmp_path), losing(fail), return_exceptions=True
-            )
-            assert isinstance(results[0], OperationalError)
-            assert "transaction lost" in str(results[0])
-            assert _committed_keys(tmp_path) == []
-        assert await _insert_key(database, "after", tmp_path) == ["after"]
-    finally:
-        await database.dispose()

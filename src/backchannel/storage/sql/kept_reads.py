@@ -7,10 +7,9 @@ the WAL index) than in SQL. A store keeps the answers only where the database ca
 exactly and cheaply whether another connection (another worker, the CLI, an operator's
 SQL) has committed since: SQLite's ``PRAGMA data_version``
 (``LoopSqliteDatabase.data_version``). Any such commit empties every cache at its next
-use; the store's own writes empty its cache at the end of their block, before it commits
-(``forgetting``), and nothing is kept while such a write is not committed yet. Callers get
-copies, so nothing they change reaches a kept answer, and a cache holds at most ``limit``
-entries.
+use; the store's own writes empty its cache at the end of their block (``forgetting``).
+Callers get copies, so nothing they change reaches a kept answer, and a cache holds at
+most ``limit`` entries.
 """
 
 from __future__ import annotations
@@ -40,17 +39,14 @@ NOT_KEPT: Final = NotKept.NOT_KEPT
 class KeptReads(Generic[V]):
     def __init__(
         self,
-        data_version: Callable[[], Hashable | None],
-        open_batch: Callable[[], object | None],
+        data_version: Callable[[], int | None],
         duplicate: Callable[[V], V],
         limit: int = 1024,
     ) -> None:
         self._data_version = data_version
-        self._open_batch = open_batch
-        self._written_in: object | None = None  # the batch of the store's last write
         self._duplicate = duplicate
         self._limit = limit
-        self._version: Hashable | None = None
+        self._version: int | None = None
         self._answers: dict[Hashable, V] = {}
 
     def get(self, key: Hashable) -> V | NotKept:
@@ -66,12 +62,8 @@ class KeptReads(Generic[V]):
         return self._duplicate(self._answers[key])
 
     def keep(self, key: Hashable, answer: V) -> None:
-        """After a read in the same block as ``get``: nothing else ran in between. Not
-        while the store's own last write is not committed yet: the read saw it, and it
-        could still be rolled back."""
+        """After a read in the same block as ``get``: nothing else ran in between."""
         if self._version is None:
-            return
-        if self._written_in is not None and self._open_batch() is self._written_in:
             return
         if len(self._answers) >= self._limit:
             self._answers.clear()
@@ -84,12 +76,8 @@ class KeptReads(Generic[V]):
         self, block: AbstractAsyncContextManager[DatabaseConnection]
     ) -> AbstractAsyncContextManager[DatabaseConnection]:
         """``block`` (a ``begin()``), forgetting every kept answer at its end, after its
-        statements and before its commit: from then on a read sees the new rows."""
+        statements, whether it commits or fails."""
         return _Forgetting(block, self)
-
-    def _forget_written(self) -> None:
-        self._answers.clear()
-        self._written_in = self._open_batch()
 
 
 class _Forgetting:
@@ -107,15 +95,11 @@ class _Forgetting:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> bool | None:
-        self._kept._forget_written()
+        self._kept.clear()
         return await self._block.__aexit__(exc_type, exc, tb)
 
 
 def _unknown_version() -> None:
-    return None
-
-
-def _no_batch() -> None:
     return None
 
 
@@ -124,8 +108,8 @@ def kept_reads(engine: Database, duplicate: Callable[[V], V], limit: int = 1024)
     connection committed (PostgreSQL), its version is always unknown, so the cache keeps
     nothing and every read goes to the database."""
     if isinstance(engine, LoopSqliteDatabase):
-        return KeptReads(engine.data_version, engine.open_batch, duplicate, limit)
-    return KeptReads(_unknown_version, _no_batch, duplicate, limit)
+        return KeptReads(engine.data_version, duplicate, limit)
+    return KeptReads(_unknown_version, duplicate, limit)
 
 
 def copier(cls: type[D], *json_fields: str) -> Callable[[D], D]:
