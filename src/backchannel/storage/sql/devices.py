@@ -21,7 +21,7 @@ from backchannel.protocol.model import (
 from backchannel.protocol.ports import DuplicateError, MissingError
 from backchannel.storage.sql.dialect import upsert_insert
 from backchannel.storage.sql.engine import Database, read_engine
-from backchannel.storage.sql.kept_reads import NOT_KEPT, kept_reads
+from backchannel.storage.sql.kept_reads import NOT_KEPT, KeptReads, kept_reads
 from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables_devices import (
     consents,
@@ -174,11 +174,7 @@ class SqlDeviceStore:
         )
 
     async def add_device(self, device: Device) -> None:
-        try:
-            async with self._kept_devices.forgetting(self._engine.begin()) as conn:
-                await conn.execute(insert_into(devices), device_to_row(device))
-        except IntegrityError:
-            raise DuplicateError("device exists") from None
+        await self._insert(devices, device_to_row(device), "device exists", self._kept_devices)
 
     async def get_device(self, device_id: str) -> Device | None:
         return await self._one_device(_DEVICE_BY_ID, {"b_id": device_id})
@@ -334,9 +330,16 @@ class SqlDeviceStore:
             row = (await conn.execute(query, params)).mappings().first()
         return device_from_row(row) if row is not None else None
 
-    async def _insert(self, table: Any, row: dict[str, Any], message: str) -> None:
+    async def _insert(
+        self,
+        table: Any,
+        row: dict[str, Any],
+        message: str,
+        forget: KeptReads[Any] | None = None,
+    ) -> None:
+        block = self._engine.begin()
         try:
-            async with self._engine.begin() as conn:
+            async with block if forget is None else forget.forgetting(block) as conn:
                 await conn.execute(insert_into(table), row)
         except IntegrityError:
             raise DuplicateError(message) from None
