@@ -8,6 +8,7 @@ own writes. Another connection here is what another worker or the CLI is in prod
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -58,6 +59,13 @@ async def other_worker(db: DatabaseSettings) -> AsyncIterator[SqlStorage]:
         yield storage
 
 
+async def _next_request() -> None:
+    """What lies between two requests in production: a turn of the event loop. Whether
+    another connection committed is asked once per turn, so a change made elsewhere is seen
+    from the next turn on (the last test shows why that is enough)."""
+    await asyncio.sleep(0)
+
+
 def _file(db: DatabaseSettings) -> str:
     return db.url.split("///", 1)[1]
 
@@ -71,9 +79,11 @@ async def test_a_change_by_another_process_is_seen_at_the_next_lookup(
     await worker.clients.add_client(builders.client())
     assert (await worker.clients.get_client("client-1")).name == "Call centre"  # type: ignore[union-attr]
     await other_worker.clients.update_client(builders.client(name="Renamed"))
+    await _next_request()
     seen = await worker.clients.get_client("client-1")
     assert seen is not None and seen.name == "Renamed"
     assert await other_worker.clients.remove_client("client-1") is True
+    await _next_request()
     assert await worker.clients.get_client("client-1") is None
 
 
@@ -86,6 +96,7 @@ async def test_a_change_by_plain_sql_elsewhere_is_seen(
     await worker.clients.get_client("client-1")
     with sqlite3.connect(_file(db)) as other:
         other.execute("UPDATE clients SET name = 'Changed by SQL'")
+    await _next_request()
     seen = await worker.clients.get_client("client-1")
     assert seen is not None and seen.name == "Changed by SQL"
 
@@ -147,12 +158,38 @@ async def test_data_version_ignores_own_commits_and_checkpoints(
     await worker.clients.add_client(builders.client())
     with sqlite3.connect(_file(db)) as other:
         other.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    await _next_request()
     async with engine.connect():
         assert engine.data_version() == before
     with sqlite3.connect(_file(db)) as other:
         other.execute("UPDATE clients SET name = 'x'")
+    await _next_request()
     async with engine.connect():
         assert engine.data_version() != before
+
+
+async def test_data_version_is_asked_once_per_turn_of_the_loop(
+    db: DatabaseSettings,
+    worker: SqlStorage,
+) -> None:
+    """Every request whose code runs in a turn had arrived before the answer was read, so a
+    commit elsewhere during the turn is concurrent with all of them: the answer stands for
+    the turn, and the requests of the next turn see the commit."""
+    engine = worker.engine
+    assert isinstance(engine, LoopSqliteDatabase)
+    await worker.clients.add_client(builders.client())
+    await _next_request()
+    async with engine.connect():
+        before = engine.data_version()
+    with sqlite3.connect(_file(db)) as other:
+        other.execute("UPDATE clients SET name = 'Changed in this turn'")
+    async with engine.connect():
+        assert engine.data_version() == before
+    await _next_request()
+    async with engine.connect():
+        assert engine.data_version() != before
+    seen = await worker.clients.get_client("client-1")
+    assert seen is not None and seen.name == "Changed in this turn"
 
 
 def test_unknown_versions_and_a_full_cache_keep_nothing_stale() -> None:
@@ -195,9 +232,11 @@ async def test_the_hinted_user_follows_every_write(
     seen = await worker.users.find_first(HINT)
     assert seen is not None and seen.user_code_failures == 1
     await other_worker.users.update_user(builders.user(display_name="Hopper"))
+    await _next_request()
     seen = await worker.users.find_first(HINT)
     assert seen is not None and seen.display_name == "Hopper"
     assert await other_worker.users.remove_user("user-1") is True
+    await _next_request()
     assert await worker.users.find_first(HINT) is None
 
 
@@ -222,10 +261,14 @@ async def test_a_users_devices_follow_enrolment_revocation_and_other_workers(
     listed = await worker.devices.list_devices("user-1")
     assert [d.device_id for d in listed] == ["d_1"]
     listed[0].public_jwk["x"] = "changed by a caller"
-    assert (await worker.devices.list_devices("user-1"))[0].public_jwk["x"] == "xx"
+    listed[0].name = "Renamed, not saved"
+    listed.clear()
+    kept = await worker.devices.list_devices("user-1")
+    assert [(d.device_id, d.name, d.public_jwk["x"]) for d in kept] == [("d_1", "Pixel", "xx")]
     assert await worker.devices.revoke_device("d_1", 200.0) is True
     assert (await worker.devices.list_devices("user-1"))[0].revoked_at == 200.0
     await other_worker.devices.add_device(_device("d_2"))
+    await _next_request()
     listed = await worker.devices.list_devices("user-1")
     assert [d.device_id for d in listed] == ["d_1", "d_2"]
     renamed = listed[1]
@@ -245,6 +288,7 @@ async def test_a_pause_applies_at_once_and_no_pause_is_kept_too(
         "client-1", "user-1", 500.0
     )
     await other_worker.devices.set_pause(Pause("client-1", "user-1", 900.0))
+    await _next_request()
     assert await worker.devices.get_pause("client-1", "user-1") == Pause(
         "client-1", "user-1", 900.0
     )

@@ -227,3 +227,16 @@ async def test_a_writer_gives_up_after_the_busy_timeout(tmp_path: Path) -> None:
     finally:
         holder.join()
         await quick.dispose()
+
+
+def test_nulls_and_booleans_are_bound_as_before_through_the_registered_adapters() -> None:
+    """The adapters (there to skip the driver's AttributeError per such value) change
+    nothing that is stored: NULL, 1 and 0, also in a table column."""
+    with sqlite3.connect(":memory:") as connection:
+        assert connection.execute("SELECT ?, ?, ?", (None, True, False)).fetchone() == (None, 1, 0)
+        connection.execute("CREATE TABLE t (a, b)")
+        connection.execute("INSERT INTO t VALUES (?, ?)", (None, True))
+        row = connection.execute("SELECT a IS NULL, typeof(b), b FROM t").fetchone()
+    assert row == (1, "integer", 1)
+    assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)](None) is None
+    assert sqlite3.adapters[(bool, sqlite3.PrepareProtocol)](True) == 1

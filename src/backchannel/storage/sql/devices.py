@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -21,7 +20,7 @@ from backchannel.protocol.model import (
 from backchannel.protocol.ports import DuplicateError, MissingError
 from backchannel.storage.sql.dialect import upsert_insert
 from backchannel.storage.sql.engine import Database, read_engine
-from backchannel.storage.sql.kept_reads import NOT_KEPT, KeptReads, kept_reads
+from backchannel.storage.sql.kept_reads import NOT_KEPT, KeptReads, copier, kept_reads
 from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables_devices import (
     consents,
@@ -345,8 +344,11 @@ class SqlDeviceStore:
             raise DuplicateError(message) from None
 
 
+_copy_device = copier(Device, "public_jwk")  # credentials and push are frozen
+
+
 def _copy_devices(found: list[Device]) -> list[Device]:
-    return copy.deepcopy(found)
+    return [_copy_device(device) for device in found]
 
 
 def _same_pause(pause: Pause | None) -> Pause | None:

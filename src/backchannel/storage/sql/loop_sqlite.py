@@ -46,6 +46,17 @@ if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import _CoreAnyExecuteParams, _CoreSingleExecuteParams
 
 
+# The driver binds exact int, float, str and bytearray values directly; anything else goes
+# through its adapter registry, and where that has no entry it looks for an ``__adapt__``
+# on its protocol class and formats an AttributeError for each such value before binding
+# it as it is. The stores bind many NULLs and booleans (~30 per poll flow): with an entry
+# for both they are bound as before (NULL, 1 / 0) without that exception. Built-in
+# callables: an empty dict's ``get`` gives None, ``int(True)`` is 1.
+_NOTHING_TO_ADAPT: dict[None, None] = {}
+sqlite3.register_adapter(type(None), _NOTHING_TO_ADAPT.get)
+sqlite3.register_adapter(bool, int)
+
+
 def _retry_delay(attempt: int) -> float:
     """While another process holds the write lock: first only let the loop run what is
     ready (that writer's transactions last microseconds), then back off up to 5 ms."""
@@ -215,6 +226,7 @@ class LoopSqliteDatabase:
         self.checkpointer = _checkpointer(url.database, db)
         self.statements = StatementCache(self._engine.dialect)
         self._lock = asyncio.Lock()
+        self._turn_version: int | None = None  # data_version in this turn of the loop
         self._connection: Connection | None = None
         self._wrapped: LoopSqliteConnection
         self._dbapi: Any
@@ -230,12 +242,26 @@ class LoopSqliteDatabase:
         """SQLite's ``PRAGMA data_version`` for the loop connection: it changes whenever
         another connection (another worker, the CLI, another process) commits, and never
         for this connection's own commits. None when SQLite cannot answer now (busy):
-        callers then read afresh. Call it inside a ``connect()`` or ``begin()`` block."""
-        self._pinned()
-        try:
-            return int(self._dbapi.execute("PRAGMA data_version").fetchone()[0])
-        except sqlite3.OperationalError:
-            return None
+        callers then read afresh. Call it inside a ``connect()`` or ``begin()`` block.
+
+        Asked once per turn of the event loop (each ask is a statement, and in WAL mode a
+        read transaction with two lock calls on the shared-memory file). Every request
+        whose code runs in this turn had arrived before the answer was read: bytes that
+        arrive later are read, and their request's code scheduled, after ``_new_turn``,
+        which runs first in the next turn. So no request sent after a commit elsewhere is
+        answered from before that commit."""
+        if self._turn_version is None:
+            self._pinned()
+            try:
+                version = int(self._dbapi.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.OperationalError:
+                return None
+            self._turn_version = version
+            asyncio.get_running_loop().call_soon(self._new_turn)
+        return self._turn_version
+
+    def _new_turn(self) -> None:
+        self._turn_version = None
 
     async def _lock_for_writing(self) -> None:
         """Hold ``self._lock`` and SQLite's write lock. While another process writes, wait
