@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import threading
@@ -411,3 +412,26 @@ async def test_a_token_pair_signed_in_one_hand_off_keeps_its_order(ring: KeyRing
     access, id_token = await ring.sign_all_beside_loop(jobs)
     assert ring.verify(access) == ({"typ": "at+jwt", "alg": "ES256", "kid": ANY}, jobs[0][0])
     assert id_token == ring.sign({"sub": "id"}, "RS256")
+
+
+@pytest.mark.anyio
+async def test_a_failure_on_the_signing_thread_reaches_the_caller_and_the_thread_goes_on(
+    ring: KeyRing,
+) -> None:
+    with pytest.raises(TypeError):  # orjson cannot encode the claims
+        await ring.sign_beside_loop({"sub": object()}, "RS256")
+    claims = {"sub": "after"}
+    assert await ring.sign_beside_loop(claims, "RS256") == ring.sign(claims, "RS256")
+
+
+@pytest.mark.anyio
+async def test_concurrent_signatures_each_get_their_own_token_and_a_cancelled_one_is_dropped(
+    ring: KeyRing,
+) -> None:
+    cancelled = asyncio.ensure_future(ring.sign_beside_loop({"sub": "gone"}, "RS256"))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    subjects = [f"user-{n}" for n in range(12)]
+    tokens = await asyncio.gather(*(ring.sign_beside_loop({"sub": s}, "RS256") for s in subjects))
+    assert [ring.verify(token)[1]["sub"] for token in tokens] == subjects
+    assert cancelled.cancelled()

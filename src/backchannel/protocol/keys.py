@@ -17,11 +17,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import os
+import queue
 import secrets
+import threading
+from asyncio import Future
 from collections.abc import Collection, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -49,18 +52,67 @@ _NONCE_BYTES = 12
 _INFINITY = float("inf")
 
 
-_signing_executor: ThreadPoolExecutor | None = None
+class SigningThreads:
+    """Daemon threads taking RSA signing jobs from one queue, each result handed back to the
+    event loop that asked. Lighter than ``run_in_executor``: no ``concurrent.futures``
+    future (with its condition variable) and no wrapping of it per job; one queue put and
+    one thread-safe callback."""
+
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        for number in range(count):
+            threading.Thread(target=self._work, name=f"jws-sign_{number}", daemon=True).start()
+
+    def run(self, signing: Sequence[tuple[Signer, dict[str, Any], str]]) -> Future[list[str]]:
+        loop = asyncio.get_running_loop()
+        future: Future[list[str]] = loop.create_future()
+        self._jobs.put((loop, future, signing))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            loop, future, signing = self._jobs.get()
+            try:
+                outcome: list[str] | BaseException = _sign_all(signing)
+            except BaseException as error:  # handed to the caller, as an executor would
+                outcome = error
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(_settle, future, outcome)
 
 
-def _signing_threads() -> ThreadPoolExecutor:
-    """One process-wide pool, created on first use. One thread per core beyond the first:
+_Job = tuple[
+    asyncio.AbstractEventLoop, "Future[list[str]]", Sequence[tuple[Signer, dict[str, Any], str]]
+]
+
+
+def _settle(future: Future[list[str]], outcome: list[str] | BaseException) -> None:
+    if future.done():  # the caller was cancelled meanwhile
+        return
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+_signing_threads: SigningThreads | None = None
+
+
+def signing_threads() -> SigningThreads:
+    """One process-wide set, started on first use. One thread per core beyond the first:
     the event loop keeps a core, and more signing threads than cores would only take turns
     with it."""
-    global _signing_executor
-    if _signing_executor is None:
-        threads = max(1, (os.cpu_count() or 2) - 1)
-        _signing_executor = ThreadPoolExecutor(threads, thread_name_prefix="jws-sign")
-    return _signing_executor
+    global _signing_threads
+    if _signing_threads is None:
+        _signing_threads = SigningThreads(max(1, (os.cpu_count() or 2) - 1))
+    return _signing_threads
+
+
+def _forget_signing_threads() -> None:
+    global _signing_threads
+    _signing_threads = None  # a forked child has none of its parent's threads
+
+
+os.register_at_fork(after_in_child=_forget_signing_threads)
 
 
 def _sign_all(signing: Sequence[tuple[Signer, dict[str, Any], str]]) -> list[str]:
@@ -195,8 +247,7 @@ class KeyRing:
         signing = [(self._signing(alg, now), claims, typ) for claims, alg, typ in jobs]
         if not any(signer.costly for signer, _, _ in signing):
             return _sign_all(signing)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(_signing_threads(), _sign_all, signing)
+        return await signing_threads().run(signing)
 
     def _signing(self, alg: str, now: float | None) -> Signer:
         key = self._current(self._clock.now() if now is None else now).get(alg)
