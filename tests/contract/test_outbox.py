@@ -207,3 +207,38 @@ async def test_delivery_secret_is_stored(storage: Storage) -> None:
     request = await _pending(storage, delivery_mode=DeliveryMode.PING, delivery_secret="v1.x")
     stored = await storage.requests.get_request(request.id_hash)
     assert stored is not None and stored.delivery_secret == "v1.x"
+
+
+async def test_list_unpushed_finds_only_approved_push_requests_past_the_grace(
+    storage: Storage,
+) -> None:
+    """The sweeper's retry of push tokens lost in a crash between approval and push
+    (checklist items 120-121: push delivers the tokens): approved push requests decided
+    before the cut-off and not expired, oldest decision first."""
+
+    async def approved(decided_at: float | None, **overrides: Any) -> str:
+        request = await _pending(storage, **overrides)
+        done = replace(request, state=RequestState.APPROVED, decided_at=decided_at)
+        assert await storage.requests.transition(
+            done, RequestState.PENDING, builders.event("approved")
+        )
+        return str(request.id_hash)
+
+    push = DeliveryMode.PUSH
+    late = await approved(T0 + 30, delivery_mode=push)
+    early = await approved(T0 + 10, delivery_mode=push)
+    unknown = await approved(None, delivery_mode=push)
+    await approved(T0 + 10)  # poll: the client polls for its tokens
+    await approved(T0 + 55, delivery_mode=push)  # still within the grace
+    await approved(T0 + 10, delivery_mode=push, expires_at=T0 + 59)  # expired by now
+    await _pending(storage, delivery_mode=push)
+    redeemed = await approved(T0 + 10, delivery_mode=push)
+    stored = await storage.requests.get_request(redeemed)
+    assert stored is not None
+    assert await storage.requests.redeem(stored, builders.event("redeemed"), None)
+
+    found = await storage.requests.list_unpushed(T0 + 60, decided_before=T0 + 50)
+    assert [r.id_hash for r in found] == [unknown, early, late]
+    assert found[1].state is RequestState.APPROVED and found[1].delivery_mode is push
+    limited = await storage.requests.list_unpushed(T0 + 60, decided_before=T0 + 50, limit=2)
+    assert [r.id_hash for r in limited] == [unknown, early]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -12,6 +13,7 @@ from backchannel.protocol import jose
 from backchannel.protocol.ciba import delivery, outcome
 from backchannel.protocol.model import DeliveryMode, OutboxState, RequestState
 from backchannel.protocol.provider import Provider
+from tests.contract import builders
 from tests.outbox.helpers import (
     NOTIFICATION_TOKEN,
     decided,
@@ -148,6 +150,34 @@ async def test_item_2_push_expiry_is_an_expired_token_error_sent_after_expiry(
     await instant_worker(provider).run_once()
     [call] = await receiver.wait_calls(1, path="/cb")
     assert call.json() == {"error": "expired_token", "auth_req_id": auth_req_id}
+
+
+async def test_tokens_of_an_approval_that_was_never_pushed_go_out_after_the_grace(
+    receiver: Receiver,
+) -> None:
+    """A crash between the approval and its push leaves an approved push request; the
+    sweeper pushes its tokens once the grace has passed, also behind many newer approved
+    poll requests (which their clients fetch themselves)."""
+    clock = FakeClock()
+    provider = await _provider(clock)
+    await notified_client(provider, DeliveryMode.PUSH, receiver.url("/cb"))
+    auth_req_id, request = await started(provider)
+    crashed = replace(request, state=RequestState.APPROVED, decided_at=clock.now())
+    requests = provider.storage.requests
+    assert await requests.transition(crashed, RequestState.PENDING, builders.event("approved"))
+    for _ in range(101):
+        newer = builders.request(created_at=clock.now() + 1, decided_at=clock.now() + 1)
+        await requests.create_request(replace(newer, state=RequestState.APPROVED), builders.event())
+    assert await delivery.push_unpushed(provider) == 0  # within the grace: maybe still going
+    clock.advance(delivery.UNPUSHED_GRACE_SECONDS + 1)
+    assert await delivery.push_unpushed(provider) == 1
+    assert await delivery.push_unpushed(provider) == 0  # redeemed: never pushed twice
+    await instant_worker(provider).run_once()
+    [call] = await receiver.wait_calls(1, path="/cb")
+    assert call.json()["auth_req_id"] == auth_req_id
+    assert "id_token" in call.json() and "access_token" in call.json()
+    stored = await requests.get_request(request.id_hash)
+    assert stored is not None and stored.state is RequestState.REDEEMED
 
 
 async def test_item_3_500_twice_then_204_is_delivered_on_the_third_attempt(

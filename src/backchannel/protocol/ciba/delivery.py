@@ -185,12 +185,10 @@ async def push_unpushed(provider: Provider) -> int:
     """Finish approved push requests whose tokens were never pushed (a crash between the
     approval and the redeem). Returns how many were finished here."""
     now = provider.clock.now()
-    approved = await provider.storage.requests.list_requests(RequestState.APPROVED, limit=100)
+    requests = provider.storage.requests
     pushed = 0
-    for request in approved:
-        stale = request.decided_at is None or request.decided_at + UNPUSHED_GRACE_SECONDS < now
-        if request.delivery_mode is DeliveryMode.PUSH and stale and now < request.expires_at:
-            pushed += await push_tokens(provider, request)
+    for request in await requests.list_unpushed(now, now - UNPUSHED_GRACE_SECONDS, limit=100):
+        pushed += await push_tokens(provider, request)
     return pushed
 
 

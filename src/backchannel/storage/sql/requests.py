@@ -10,7 +10,18 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Double, Integer, bindparam, func, literal, select, update
+from sqlalchemy import (
+    Double,
+    Integer,
+    and_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -61,6 +72,11 @@ _TIMELINE = (
     .order_by(timeline_events.c.id)
 )
 _PENDING = RequestState.PENDING.value
+# ``state`` as the partial indexes' predicates spell it (``tables.PENDING_ONLY``).
+_IS_PENDING = t.c.state == literal_column("'pending'")
+_IS_APPROVED_PUSH = and_(
+    t.c.state == literal_column("'approved'"), t.c.delivery_mode == literal_column("'push'")
+)
 
 
 def _expire_modes(modes: Sequence[DeliveryMode]) -> Any:
@@ -75,7 +91,7 @@ def _expire_modes(modes: Sequence[DeliveryMode]) -> Any:
     candidates = (
         select(t.c.id_hash)
         .where(
-            t.c.state == _PENDING,
+            _IS_PENDING,
             # Plain binds, not an expanding list: the statement compiles once.
             t.c.delivery_mode.in_([literal(m.value) for m in modes]),
             t.c.expires_at <= bindparam("b_now", type_=Double()),
@@ -96,8 +112,18 @@ _EXPIRE = _expire_modes(tuple(DeliveryMode))
 
 _COUNT_PENDING = select(func.count()).where(
     t.c.subject == bindparam("b_subject"),
-    t.c.state == _PENDING,
+    _IS_PENDING,
     t.c.expires_at > bindparam("b_now", type_=Double()),
+)
+_UNPUSHED = (
+    select(t)
+    .where(
+        _IS_APPROVED_PUSH,
+        or_(t.c.decided_at.is_(None), t.c.decided_at < bindparam("b_before", type_=Double())),
+        t.c.expires_at > bindparam("b_now", type_=Double()),
+    )
+    .order_by(t.c.decided_at.asc().nulls_first(), t.c.id_hash)
+    .limit(bindparam("b_limit", type_=Integer()))
 )
 
 
@@ -287,11 +313,19 @@ class SqlAuthRequestStore:
     ) -> list[AuthRequest]:
         statement = (
             select(t)
-            .where(t.c.state == _PENDING, t.c.expires_at <= now, t.c.delivery_mode == mode.value)
+            .where(_IS_PENDING, t.c.expires_at <= now, t.c.delivery_mode == mode.value)
             .order_by(t.c.expires_at, t.c.id_hash)
             .limit(limit)
         )
         return await self._select_many(statement)
+
+    async def list_unpushed(
+        self, now: float, decided_before: float, limit: int = 100
+    ) -> list[AuthRequest]:
+        params = {"b_now": now, "b_before": decided_before, "b_limit": limit}
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(_UNPUSHED, params)).mappings().all()
+        return [request_from_row(row) for row in rows]
 
     async def count_pending(self, subject: str, now: float) -> int:
         async with self._reader.connect() as conn:

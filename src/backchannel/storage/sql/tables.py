@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    text,
 )
 
 NAMING_CONVENTION = {
@@ -27,6 +28,10 @@ NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_name)s",
 }
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# The predicates of the partial indexes on auth_requests, as the queries must spell them.
+PENDING_ONLY = text("state = 'pending'")
+APPROVED_PUSH_ONLY = text("state = 'approved' AND delivery_mode = 'push'")
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY.
 EventId = BigInteger().with_variant(Integer(), "sqlite")
@@ -103,10 +108,35 @@ auth_requests = Table(
     Column("auth_time", Double, nullable=True),
     Column("acr", String, nullable=True),
     Column("amr", _json(), nullable=False),
-    # The sweeper's: pending requests past their expiry, per delivery mode (migration 0005
-    # dropped the (state, expires_at) index: one index less to write on every commit).
-    Index("ix_auth_requests_state_mode_expires_at", "state", "delivery_mode", "expires_at"),
-    Index("ix_auth_requests_subject_state", "subject", "state"),
+    # Partial indexes (migration 0006): a request is in them only while a query looks for it
+    # there, so a decision deletes its entries instead of moving them, and a redeem or a
+    # denial of a decided request writes no index page at all. Queries that use them
+    # compare ``state`` with the literal of the index (``PENDING_ONLY`` and friends): with
+    # a bound value SQLite could not tell that the index holds every matching row.
+    # The sweeper's: pending requests past their expiry, per delivery mode.
+    Index(
+        "ix_auth_requests_pending_mode_expires_at",
+        "delivery_mode",
+        "expires_at",
+        sqlite_where=PENDING_ONLY,
+        postgresql_where=PENDING_ONLY,
+    ),
+    # bc-authorize's cap on a user's pending requests.
+    Index(
+        "ix_auth_requests_pending_subject_expires_at",
+        "subject",
+        "expires_at",
+        sqlite_where=PENDING_ONLY,
+        postgresql_where=PENDING_ONLY,
+    ),
+    # The sweeper's retry of approved push requests whose tokens never went out.
+    Index(
+        "ix_auth_requests_approved_push_decided_at",
+        "decided_at",
+        "id_hash",
+        sqlite_where=APPROVED_PUSH_ONLY,
+        postgresql_where=APPROVED_PUSH_ONLY,
+    ),
     Index("ix_auth_requests_created_at", "created_at"),
 )
 
