@@ -38,9 +38,14 @@ SWEEP_QUERIES = {
         "SELECT id_hash FROM auth_requests WHERE state = 'pending' "
         "AND delivery_mode IN ('poll', 'ping') AND expires_at <= {now} LIMIT 1000"
     ),
-    "approved, unpushed (push_unpushed)": (
-        "SELECT * FROM auth_requests WHERE state = 'approved' "
-        "ORDER BY created_at DESC, id_hash DESC LIMIT 100"
+    "approved push, unpushed (list_unpushed)": (
+        "SELECT * FROM auth_requests WHERE state = 'approved' AND delivery_mode = 'push' "
+        "AND (decided_at IS NULL OR decided_at < {now} - 10) AND expires_at > {now} "
+        "ORDER BY decided_at NULLS FIRST, id_hash LIMIT 100"
+    ),
+    "a user's pending requests (count_pending, bc-authorize's cap)": (
+        "SELECT count(*) FROM auth_requests WHERE subject = 'bench-user-0' "
+        "AND state = 'pending' AND expires_at > {now}"
     ),
 }
 

@@ -69,6 +69,12 @@ class DatabaseSettings(Section):
         le=60000,
         description="How often a background thread copies the SQLite WAL into the database file.",
     )
+    sqlite_cache_mib: int = Field(
+        32,
+        ge=1,
+        le=4096,
+        description="SQLite page cache of each server process, in MiB (SQLite's default: 2).",
+    )
 
     @field_validator("url")
     @classmethod

@@ -136,11 +136,13 @@ async def test_pragmas_are_applied(tmp_path: Path) -> None:
                     "foreign_keys",
                     "busy_timeout",
                     "wal_autocheckpoint",
+                    "cache_size",
                 )
             ]
         # busy_timeout 0: SQLite must not sleep on the loop thread; the waiting is ours.
         # wal_autocheckpoint 0: nor sync the disk there; the checkpoint thread does.
-        assert values == ["wal", 1, 1, 0, 0]
+        # cache_size: negative means KiB; database.sqlite_cache_mib is 32 by default.
+        assert values == ["wal", 1, 1, 0, 0, -32 * 1024]
     finally:
         await database.dispose()
 

@@ -214,8 +214,15 @@ class LoopSqliteDatabase:
         )
         # No busy wait inside SQLite: it would sleep on the loop thread. Waits for another
         # process's lock are ours, asynchronous (``_lock_for_writing``, ``_retry_read``).
-        # Nor checkpoints: they sync the disk; a thread of their own runs them.
-        pragmas = (*sqlite_pragmas(db, busy_timeout_ms=0), "PRAGMA wal_autocheckpoint=0")
+        # Nor checkpoints: they sync the disk; a thread of their own runs them. A page
+        # cache large enough for the indexes that requests reach at random places (the
+        # primary keys of random auth_req_id hashes, the timeline's and the consents'),
+        # so that with many requests stored a lookup is not a read from the file.
+        pragmas = (
+            *sqlite_pragmas(db, busy_timeout_ms=0),
+            "PRAGMA wal_autocheckpoint=0",
+            f"PRAGMA cache_size={-1024 * db.sqlite_cache_mib}",
+        )
 
         @event.listens_for(self._engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
