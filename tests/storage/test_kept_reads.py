@@ -12,11 +12,12 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from backchannel.protocol.model import Client, Device, Pause
+from backchannel.protocol.model import Client, Device, Pause, RequestState
 from backchannel.protocol.ports import LookupKind
 from backchannel.settings import DatabaseSettings
 from backchannel.storage import open_storage
@@ -304,3 +305,83 @@ def test_on_postgresql_every_read_goes_to_the_database() -> None:
     assert cache.get("client-1") is NOT_KEPT
     cache.keep("client-1", builders.client())
     assert cache.get("client-1") is NOT_KEPT
+
+
+async def test_a_request_stored_here_is_answered_from_memory_and_follows_its_transitions(
+    worker: SqlStorage,
+) -> None:
+    """The approval and the token call of a flow read the request bc-authorize stored: kept
+    (the row is changed behind SQLite's back through the same connection to show where
+    the answer comes from), and each transition here keeps what it wrote."""
+    engine = worker.engine
+    assert isinstance(engine, LoopSqliteDatabase)
+    requests = worker.requests
+    assert await requests.get_request("hmac:unknown") is None  # learns the data_version
+    request = builders.request()
+    await requests.create_request(request, builders.event())
+    engine._dbapi.execute("UPDATE auth_requests SET binding_message = 'behind the store'")
+    kept = await requests.get_request(request.id_hash)
+    assert kept == request
+    assert kept is not None and kept is not request
+    kept.authorization_details[0]["amount"] = "99.00"  # type: ignore[index]
+    again = await requests.get_request(request.id_hash)
+    assert again is not None and again.authorization_details == [
+        {"type": "payment_initiation", "amount": "10.00"}
+    ]
+    approved = replace(request, state=RequestState.APPROVED, decided_at=builders.T0 + 1)
+    assert await requests.transition(approved, RequestState.PENDING, builders.event("approved"))
+    assert await requests.get_request(request.id_hash) == approved
+    assert await requests.redeem(approved, builders.event("redeemed"), None)
+    redeemed = await requests.get_request(request.id_hash)
+    assert redeemed is not None and redeemed.state is RequestState.REDEEMED
+
+
+async def test_a_request_changed_by_another_worker_is_read_again(
+    worker: SqlStorage,
+    other_worker: SqlStorage,
+) -> None:
+    """Another worker approves (or the sweeper of another process expires) a request this
+    one keeps: the next lookup sees it, and a transition from the old state loses."""
+    requests = worker.requests
+    assert await requests.get_request("hmac:unknown") is None
+    request = builders.request(expires_at=builders.T0 + 10)
+    await requests.create_request(request, builders.event())
+    assert await requests.get_request(request.id_hash) == request
+    denied = replace(request, state=RequestState.DENIED, decided_at=builders.T0 + 1)
+    assert await other_worker.requests.transition(
+        denied, RequestState.PENDING, builders.event("denied")
+    )
+    await _next_request()
+    assert await requests.get_request(request.id_hash) == denied
+    approved = replace(request, state=RequestState.APPROVED)
+    assert not await requests.transition(approved, RequestState.PENDING, builders.event("x"))
+    assert await requests.get_request(request.id_hash) == denied
+
+
+async def test_a_lost_transition_and_an_expiry_here_forget_the_kept_request(
+    db: DatabaseSettings,
+    worker: SqlStorage,
+) -> None:
+    requests = worker.requests
+    assert await requests.get_request("hmac:unknown") is None
+    request = builders.request(expires_at=builders.T0 + 10)
+    await requests.create_request(request, builders.event())
+    assert await requests.expire_overdue(builders.T0 + 20) == 1
+    expired = await requests.get_request(request.id_hash)
+    assert expired is not None and expired.state is RequestState.EXPIRED
+    with sqlite3.connect(_file(db)) as other:  # e.g. an operator's SQL, another process
+        other.execute("UPDATE auth_requests SET state = 'pending'")
+    await _next_request()
+    assert (await requests.get_request(request.id_hash)) == request  # read again
+    late = replace(request, state=RequestState.APPROVED)
+    assert not await requests.transition(late, RequestState.DENIED, builders.event("x"))
+    assert await requests.get_request(request.id_hash) == request
+
+
+async def test_unknown_request_ids_are_not_kept(worker: SqlStorage) -> None:
+    """auth_req_ids come from clients: a miss is never kept, so guessing fills nothing and
+    a request stored later under that id is found."""
+    request = builders.request()
+    assert await worker.requests.get_request(request.id_hash) is None
+    await worker.requests.create_request(request, builders.event())
+    assert await worker.requests.get_request(request.id_hash) == request

@@ -72,6 +72,9 @@ class KeptReads(Generic[V]):
     def clear(self) -> None:
         self._answers.clear()
 
+    def forget(self, key: Hashable) -> None:
+        self._answers.pop(key, None)
+
     def forgetting(
         self, block: AbstractAsyncContextManager[DatabaseConnection]
     ) -> AbstractAsyncContextManager[DatabaseConnection]:

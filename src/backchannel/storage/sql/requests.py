@@ -7,6 +7,7 @@ whose row count says who won, with the timeline event written in the same transa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any
 
@@ -38,6 +39,7 @@ from backchannel.protocol.ports import DuplicateError, MissingError
 from backchannel.storage.memory import MUTABLE_REQUEST_FIELDS
 from backchannel.storage.sql.devices import consent_to_row
 from backchannel.storage.sql.engine import Database, DatabaseConnection, read_engine
+from backchannel.storage.sql.kept_reads import NOT_KEPT, copier, kept_reads
 from backchannel.storage.sql.outbox import insert_entries
 from backchannel.storage.sql.prepared import insert_into
 from backchannel.storage.sql.tables import auth_requests, refresh_tokens, timeline_events
@@ -186,10 +188,21 @@ def _mutable_values(request: AuthRequest) -> dict[str, Any]:
     return {f"v_{name}": row[name] for name in MUTABLE_REQUEST_FIELDS}
 
 
+_copy_request = copier(AuthRequest, "authorization_details")
+
+
 class SqlAuthRequestStore:
+    """On SQLite a request read or written here is kept in memory (``kept_reads``) while
+    no other connection commits: the approval and the token call of a flow find the
+    request bc-authorize stored without reading it again. Every write of this store keeps
+    what it stored or forgets the request; a conditional write that lost, or a failed
+    block, forgets it."""
+
     def __init__(self, engine: Database) -> None:
         self._engine = engine
         self._reader = read_engine(engine)
+        # In flight at once: about the concurrency; a full cache is emptied, not pruned.
+        self._kept = kept_reads(engine, _copy_request, limit=256)
 
     async def create_request(
         self,
@@ -207,11 +220,19 @@ class SqlAuthRequestStore:
                 await insert_entries(conn, deliveries)
         except IntegrityError:
             raise DuplicateError("auth request, consent or outbox entry exists") from None
+        self._kept.keep(request.id_hash, request)
 
     async def get_request(self, id_hash: str) -> AuthRequest | None:
+        kept = self._kept
         async with self._reader.connect() as conn:
+            if (answer := kept.get(id_hash)) is not NOT_KEPT:
+                return answer
             row = (await conn.execute(_GET, {"b_id": id_hash})).mappings().first()
-        return request_from_row(row) if row is not None else None
+            if row is None:  # unknown ids come from clients: never kept
+                return None
+            request = request_from_row(row)
+            kept.keep(id_hash, request)
+        return request
 
     async def transition(
         self,
@@ -221,12 +242,14 @@ class SqlAuthRequestStore:
         deliveries: Sequence[OutboxEntry] = (),
     ) -> bool:
         try:
-            async with self._engine.begin() as conn:
+            async with self._forgetting(request.id_hash) as conn:
                 won = await self._conditional_write(conn, request, expected, event)
                 if won:
                     await insert_entries(conn, deliveries)
         except IntegrityError:
             raise DuplicateError("outbox entry exists") from None
+        if won:
+            self._kept.keep(request.id_hash, request)
         return won
 
     async def record_poll(
@@ -244,7 +267,7 @@ class SqlAuthRequestStore:
         if previous_poll is not None:
             statement = _POLL_AGAIN
             params["b_previous"] = previous_poll
-        async with self._engine.begin() as conn:
+        async with self._forgetting(request.id_hash) as conn:
             if (await conn.execute(statement, params)).rowcount != 1:
                 return False
             if event is not None:
@@ -260,7 +283,7 @@ class SqlAuthRequestStore:
     ) -> bool:
         redeemed = replace(request, state=RequestState.REDEEMED)
         try:
-            async with self._engine.begin() as conn:
+            async with self._forgetting(request.id_hash) as conn:
                 won = await self._conditional_write(conn, redeemed, RequestState.APPROVED, event)
                 if won and refresh_token is not None:
                     await conn.execute(
@@ -270,6 +293,8 @@ class SqlAuthRequestStore:
                     await insert_entries(conn, deliveries)
         except IntegrityError:
             raise DuplicateError("refresh token or outbox entry exists") from None
+        if won:
+            self._kept.keep(request.id_hash, redeemed)
         return won
 
     async def add_event(self, id_hash: str, event: TimelineEvent) -> None:
@@ -300,7 +325,7 @@ class SqlAuthRequestStore:
         self, now: float, limit: int = 1000, modes: Sequence[DeliveryMode] | None = None
     ) -> int:
         statement = _EXPIRE if modes is None else _expire_modes(modes)
-        async with self._engine.begin() as conn:
+        async with self._kept.forgetting(self._engine.begin()) as conn:
             result = await conn.execute(statement, {"b_now": now, "b_limit": limit})
             expired = list(result.scalars())
             if expired:
@@ -345,6 +370,13 @@ class SqlAuthRequestStore:
             return False
         await conn.execute(_INSERT_EVENT, _event_row(request.id_hash, event))
         return True
+
+    def _forgetting(self, id_hash: str) -> AbstractAsyncContextManager[DatabaseConnection]:
+        """A write block on one request that forgets the kept request first: whatever the
+        block ends with, a later read goes to the database unless the caller keeps what
+        it stored."""
+        self._kept.forget(id_hash)
+        return self._engine.begin()
 
     async def _select_many(self, statement: Any) -> list[AuthRequest]:
         async with self._reader.connect() as conn:
