@@ -14,11 +14,9 @@ from typing import Any
 from sqlalchemy import (
     Double,
     Integer,
-    and_,
     bindparam,
     func,
     literal,
-    literal_column,
     or_,
     select,
     update,
@@ -42,7 +40,13 @@ from backchannel.storage.sql.engine import Database, DatabaseConnection, read_en
 from backchannel.storage.sql.kept_reads import NOT_KEPT, copier, kept_reads
 from backchannel.storage.sql.outbox import insert_entries
 from backchannel.storage.sql.prepared import insert_into
-from backchannel.storage.sql.tables import auth_requests, refresh_tokens, timeline_events
+from backchannel.storage.sql.tables import (
+    APPROVED_PUSH_ONLY,
+    PENDING_ONLY,
+    auth_requests,
+    refresh_tokens,
+    timeline_events,
+)
 from backchannel.storage.sql.tables_devices import consents
 from backchannel.storage.sql.tokens import refresh_token_to_row
 
@@ -74,11 +78,9 @@ _TIMELINE = (
     .order_by(timeline_events.c.id)
 )
 _PENDING = RequestState.PENDING.value
-# ``state`` as the partial indexes' predicates spell it (``tables.PENDING_ONLY``).
-_IS_PENDING = t.c.state == literal_column("'pending'")
-_IS_APPROVED_PUSH = and_(
-    t.c.state == literal_column("'approved'"), t.c.delivery_mode == literal_column("'push'")
-)
+# The partial indexes' own predicates: a query that names them lets the planner use them.
+_IS_PENDING = PENDING_ONLY
+_IS_APPROVED_PUSH = APPROVED_PUSH_ONLY
 
 
 def _expire_modes(modes: Sequence[DeliveryMode]) -> Any:
