@@ -69,7 +69,8 @@ class DatabaseConnection(Protocol):
 
 class Database(Protocol):
     """What the stores need from an engine. ``begin()`` is one committed transaction;
-    ``connect()`` is for reads."""
+    ``connect()`` runs each statement in autocommit: reads, and on PostgreSQL the single
+    statements of ``single_statement``."""
 
     @property
     def dialect(self) -> Dialect: ...

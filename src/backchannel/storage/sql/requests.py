@@ -1,7 +1,8 @@
 """Authentication requests and their timelines in SQL.
 
 Every state change is one conditional UPDATE (``WHERE id_hash = :id AND state = :expected``)
-whose row count says who won, with the timeline event written in the same transaction.
+whose row count says who won, with the timeline event written in the same transaction; on
+PostgreSQL in the same statement (``single_statement``) unless outbox entries go with it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ from backchannel.storage.sql.engine import Database, DatabaseConnection, read_en
 from backchannel.storage.sql.kept_reads import NOT_KEPT, copier, kept_reads
 from backchannel.storage.sql.outbox import insert_entries
 from backchannel.storage.sql.prepared import insert_into
+from backchannel.storage.sql.single_statement import (
+    insert_once,
+    insert_returning_key,
+    prefixed,
+    with_event,
+)
 from backchannel.storage.sql.tables import (
     APPROVED_PUSH_ONLY,
     PENDING_ONLY,
@@ -78,6 +85,17 @@ _TIMELINE = (
     .order_by(timeline_events.c.id)
 )
 _PENDING = RequestState.PENDING.value
+# PostgreSQL: each write with its event (and consent or refresh token) as one statement.
+_CREATED = insert_returning_key(t, "r_", "created")
+_ONE_CREATE = with_event(_CREATED)
+_ONE_CREATE_WITH_CONSENT = with_event(_CREATED, insert_once(consents, _CREATED, "c_", "consent"))
+_WON = _TRANSITION.returning(t.c.id_hash).cte("won")
+_ONE_TRANSITION = with_event(_WON)
+_ONE_REDEEM_WITH_REFRESH = with_event(_WON, insert_once(refresh_tokens, _WON, "t_", "refresh"))
+_POLLED_FIRST = _POLL_FIRST.returning(t.c.id_hash).cte("polled")
+_POLLED_AGAIN = _POLL_AGAIN.returning(t.c.id_hash).cte("polled")
+_ONE_POLL_FIRST = with_event(_POLLED_FIRST)
+_ONE_POLL_AGAIN = with_event(_POLLED_AGAIN)
 # The partial indexes' own predicates: a query that names them lets the planner use them.
 _IS_PENDING = PENDING_ONLY
 _IS_APPROVED_PUSH = APPROVED_PUSH_ONLY
@@ -185,9 +203,18 @@ def _event_row(id_hash: str, event: TimelineEvent) -> dict[str, Any]:
     return {"id_hash": id_hash, "at": event.at, "kind": event.kind, "detail": event.detail}
 
 
-def _mutable_values(request: AuthRequest) -> dict[str, Any]:
+def _event_params(event: TimelineEvent) -> dict[str, Any]:
+    """The event's binds in the single statements (``single_statement``)."""
+    return {"e_at": event.at, "e_kind": event.kind, "e_detail": event.detail}
+
+
+def _transition_params(request: AuthRequest, expected: RequestState) -> dict[str, Any]:
+    """``_TRANSITION``'s binds: the request's mutable fields, if it is still ``expected``."""
     row = request_to_row(request)
-    return {f"v_{name}": row[name] for name in MUTABLE_REQUEST_FIELDS}
+    params = {f"v_{name}": row[name] for name in MUTABLE_REQUEST_FIELDS}
+    params["b_id"] = request.id_hash
+    params["b_expected"] = expected.value
+    return params
 
 
 _copy_request = copier(AuthRequest, "authorization_details")
@@ -205,6 +232,8 @@ class SqlAuthRequestStore:
         self._reader = read_engine(engine)
         # In flight at once: about the concurrency; a full cache is emptied, not pruned.
         self._kept = kept_reads(engine, _copy_request, limit=256)
+        # PostgreSQL: a write without outbox entries is one statement (single_statement).
+        self._single_statements = engine.dialect.name == "postgresql"
 
     async def create_request(
         self,
@@ -214,12 +243,20 @@ class SqlAuthRequestStore:
         consent: Consent | None = None,
     ) -> None:
         try:
-            async with self._engine.begin() as conn:
-                await conn.execute(_INSERT_REQUEST, request_to_row(request))
-                await conn.execute(_INSERT_EVENT, _event_row(request.id_hash, event))
+            if self._single_statements and not deliveries:
+                params = prefixed(request_to_row(request), "r_") | _event_params(event)
+                statement = _ONE_CREATE
                 if consent is not None:
-                    await conn.execute(_INSERT_CONSENT, consent_to_row(consent))
-                await insert_entries(conn, deliveries)
+                    statement = _ONE_CREATE_WITH_CONSENT
+                    params |= prefixed(consent_to_row(consent), "c_")
+                await self._write_one(statement, params)
+            else:
+                async with self._engine.begin() as conn:
+                    await conn.execute(_INSERT_REQUEST, request_to_row(request))
+                    await conn.execute(_INSERT_EVENT, _event_row(request.id_hash, event))
+                    if consent is not None:
+                        await conn.execute(_INSERT_CONSENT, consent_to_row(consent))
+                    await insert_entries(conn, deliveries)
         except IntegrityError:
             raise DuplicateError("auth request, consent or outbox entry exists") from None
         self._kept.keep(request.id_hash, request)
@@ -244,10 +281,14 @@ class SqlAuthRequestStore:
         deliveries: Sequence[OutboxEntry] = (),
     ) -> bool:
         try:
-            async with self._forgetting(request.id_hash) as conn:
-                won = await self._conditional_write(conn, request, expected, event)
-                if won:
-                    await insert_entries(conn, deliveries)
+            if self._single_statements and not deliveries:
+                params = _transition_params(request, expected) | _event_params(event)
+                won = await self._write_one(_ONE_TRANSITION, params)
+            else:
+                async with self._forgetting(request.id_hash) as conn:
+                    won = await self._conditional_write(conn, request, expected, event)
+                    if won:
+                        await insert_entries(conn, deliveries)
         except IntegrityError:
             raise DuplicateError("outbox entry exists") from None
         if won:
@@ -265,10 +306,15 @@ class SqlAuthRequestStore:
             "v_last_polled_at": request.last_polled_at,
             "v_interval": request.interval,
         }
-        statement = _POLL_FIRST
-        if previous_poll is not None:
-            statement = _POLL_AGAIN
+        first = previous_poll is None
+        if not first:
             params["b_previous"] = previous_poll
+        statement = _POLL_FIRST if first else _POLL_AGAIN
+        if self._single_statements:
+            if event is None:
+                return await self._write_one(statement, params)
+            params |= _event_params(event)
+            return await self._write_one(_ONE_POLL_FIRST if first else _ONE_POLL_AGAIN, params)
         async with self._forgetting(request.id_hash) as conn:
             if (await conn.execute(statement, params)).rowcount != 1:
                 return False
@@ -285,14 +331,19 @@ class SqlAuthRequestStore:
     ) -> bool:
         redeemed = replace(request, state=RequestState.REDEEMED)
         try:
-            async with self._forgetting(request.id_hash) as conn:
-                won = await self._conditional_write(conn, redeemed, RequestState.APPROVED, event)
-                if won and refresh_token is not None:
-                    await conn.execute(
-                        insert_into(refresh_tokens), refresh_token_to_row(refresh_token)
+            if self._single_statements and not deliveries:
+                won = await self._redeem_in_one(redeemed, event, refresh_token)
+            else:
+                async with self._forgetting(request.id_hash) as conn:
+                    won = await self._conditional_write(
+                        conn, redeemed, RequestState.APPROVED, event
                     )
-                if won:
-                    await insert_entries(conn, deliveries)
+                    if won and refresh_token is not None:
+                        await conn.execute(
+                            insert_into(refresh_tokens), refresh_token_to_row(refresh_token)
+                        )
+                    if won:
+                        await insert_entries(conn, deliveries)
         except IntegrityError:
             raise DuplicateError("refresh token or outbox entry exists") from None
         if won:
@@ -366,12 +417,25 @@ class SqlAuthRequestStore:
         expected: RequestState,
         event: TimelineEvent,
     ) -> bool:
-        params = {"b_id": request.id_hash, "b_expected": expected.value}
-        params.update(_mutable_values(request))
-        if (await conn.execute(_TRANSITION, params)).rowcount != 1:
+        if (await conn.execute(_TRANSITION, _transition_params(request, expected))).rowcount != 1:
             return False
         await conn.execute(_INSERT_EVENT, _event_row(request.id_hash, event))
         return True
+
+    async def _redeem_in_one(
+        self, redeemed: AuthRequest, event: TimelineEvent, refresh_token: RefreshToken | None
+    ) -> bool:
+        params = _transition_params(redeemed, RequestState.APPROVED) | _event_params(event)
+        if refresh_token is None:
+            return await self._write_one(_ONE_TRANSITION, params)
+        params |= prefixed(refresh_token_to_row(refresh_token), "t_")
+        return await self._write_one(_ONE_REDEEM_WITH_REFRESH, params)
+
+    async def _write_one(self, statement: Any, params: dict[str, Any]) -> bool:
+        """One statement in autocommit (PostgreSQL, ``single_statement``); True if its last
+        INSERT wrote a row, that is, if its conditional write won."""
+        async with self._engine.connect() as conn:
+            return (await conn.execute(statement, params)).rowcount == 1
 
     def _forgetting(self, id_hash: str) -> AbstractAsyncContextManager[DatabaseConnection]:
         """A write block on one request that forgets the kept request first: whatever the
