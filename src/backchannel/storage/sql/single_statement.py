@@ -24,7 +24,7 @@ from backchannel.storage.sql.tables import timeline_events
 
 
 def prefixed(row: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """``row``'s values under the bind names of ``table_values(table, prefix)``."""
+    """``row``'s values under the bind names the builders below give its columns."""
     return {f"{prefix}{name}": value for name, value in row.items()}
 
 
