@@ -42,16 +42,6 @@ def insert_returning_key(table: Table, prefix: str, name: str) -> CTE:
     return statement.cte(name)
 
 
-def insert_each(table: Table, source: CTE, prefix: str) -> Insert:
-    """``INSERT INTO table SELECT source.id_hash, <binds> FROM source``: one row for every
-    row ``source`` returned (none or one here). The table's own ``id_hash`` comes from the
-    source; its autoincrement ``id``, if any, from the database."""
-    skip = ("id", "id_hash") if "id" in table.c else ("id_hash",)
-    values = _binds(table, prefix, skip)
-    columns = ["id_hash", *values]
-    return insert(table).from_select(columns, select(source.c.id_hash, *values.values()))
-
-
 def insert_once(table: Table, source: CTE, prefix: str, name: str) -> CTE:
     """``INSERT INTO table SELECT <binds> FROM source`` as the CTE ``name``: ``table``'s
     row (all of it from the binds) is written if and only if ``source`` returned a row."""
@@ -61,9 +51,13 @@ def insert_once(table: Table, source: CTE, prefix: str, name: str) -> CTE:
 
 
 def with_event(source: CTE, *companions: CTE) -> Insert:
-    """The timeline event of ``source``'s row, with ``companions`` written in the same
-    statement (they are referenced by nothing, so they are added explicitly)."""
-    statement = insert_each(timeline_events, source, "e_")
+    """``INSERT INTO timeline_events SELECT source.id_hash, <binds> FROM source``: the event
+    of the row ``source`` returned, if any (its ``id`` from the database), with
+    ``companions`` written in the same statement (they are referenced by nothing, so they
+    are added explicitly)."""
+    values = _binds(timeline_events, "e_", skip=("id", "id_hash"))
+    chosen = select(source.c.id_hash, *values.values())
+    statement = insert(timeline_events).from_select(["id_hash", *values], chosen)
     for companion in companions:
         statement = statement.add_cte(companion)
     return statement
