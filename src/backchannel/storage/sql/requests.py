@@ -96,9 +96,6 @@ _POLLED_FIRST = _POLL_FIRST.returning(t.c.id_hash).cte("polled")
 _POLLED_AGAIN = _POLL_AGAIN.returning(t.c.id_hash).cte("polled")
 _ONE_POLL_FIRST = with_event(_POLLED_FIRST)
 _ONE_POLL_AGAIN = with_event(_POLLED_AGAIN)
-# The partial indexes' own predicates: a query that names them lets the planner use them.
-_IS_PENDING = PENDING_ONLY
-_IS_APPROVED_PUSH = APPROVED_PUSH_ONLY
 
 
 def _expire_modes(modes: Sequence[DeliveryMode]) -> Any:
@@ -113,7 +110,7 @@ def _expire_modes(modes: Sequence[DeliveryMode]) -> Any:
     candidates = (
         select(t.c.id_hash)
         .where(
-            _IS_PENDING,
+            PENDING_ONLY,
             # Plain binds, not an expanding list: the statement compiles once.
             t.c.delivery_mode.in_([literal(m.value) for m in modes]),
             t.c.expires_at <= bindparam("b_now", type_=Double()),
@@ -134,13 +131,13 @@ _EXPIRE = _expire_modes(tuple(DeliveryMode))
 
 _COUNT_PENDING = select(func.count()).where(
     t.c.subject == bindparam("b_subject"),
-    _IS_PENDING,
+    PENDING_ONLY,
     t.c.expires_at > bindparam("b_now", type_=Double()),
 )
 _UNPUSHED = (
     select(t)
     .where(
-        _IS_APPROVED_PUSH,
+        APPROVED_PUSH_ONLY,
         or_(t.c.decided_at.is_(None), t.c.decided_at < bindparam("b_before", type_=Double())),
         t.c.expires_at > bindparam("b_now", type_=Double()),
     )
@@ -391,7 +388,7 @@ class SqlAuthRequestStore:
     ) -> list[AuthRequest]:
         statement = (
             select(t)
-            .where(_IS_PENDING, t.c.expires_at <= now, t.c.delivery_mode == mode.value)
+            .where(PENDING_ONLY, t.c.expires_at <= now, t.c.delivery_mode == mode.value)
             .order_by(t.c.expires_at, t.c.id_hash)
             .limit(limit)
         )
