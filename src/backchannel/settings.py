@@ -69,6 +69,12 @@ class DatabaseSettings(Section):
         le=60000,
         description="How often a background thread copies the SQLite WAL into the database file.",
     )
+    sqlite_wal_limit_mib: int = Field(
+        256,
+        ge=1,
+        le=65536,
+        description="WAL size past which writers pause so that SQLite's WAL starts over, in MiB.",
+    )
     sqlite_cache_mib: int = Field(
         32,
         ge=1,

@@ -65,6 +65,24 @@ def test_a_pass_copies_every_committed_frame_into_the_database_file(tmp_path: Pa
     writer.close()
 
 
+def test_a_commit_after_a_complete_pass_starts_the_wal_over_without_a_restart(
+    tmp_path: Path,
+) -> None:
+    """What keeps the WAL small without stalling writers: once a pass has copied every
+    frame, SQLite's next write transaction writes the WAL from its start."""
+    path = tmp_path / "db.sqlite"
+    writer = _wal_file(path)
+    _write(writer, 100)
+    checkpointer = WalCheckpointer(str(path), restart_pages=1_000_000)
+    with sqlite3.connect(path, isolation_level=None) as own:
+        checkpointer.checkpoint_once(own)
+    assert checkpointer.stats.copied_frames == checkpointer.stats.wal_frames > 100
+    _write(writer, 1, start=100)
+    assert _frames_in_wal(path) < 20  # one insert, not the 100 rows before it
+    assert checkpointer.stats.restarts == 0
+    writer.close()
+
+
 def _reader_holding_the_wal(path: Path) -> sqlite3.Connection:
     """A read transaction that started before the checkpoint, as under steady traffic."""
     reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -150,6 +168,18 @@ async def test_the_loop_database_checkpoints_on_its_thread_and_stops_it_on_dispo
     finally:
         await database.dispose()
     assert not any(t.name == "sqlite-wal-checkpoint" for t in threading.enumerate())
+
+
+async def test_the_restart_limit_follows_the_wal_limit_setting(tmp_path: Path) -> None:
+    default = LoopSqliteDatabase(DatabaseSettings(url=sqlite_url(tmp_path)))
+    small = LoopSqliteDatabase(DatabaseSettings(url=sqlite_url(tmp_path), sqlite_wal_limit_mib=8))
+    try:
+        assert default.checkpointer is not None and small.checkpointer is not None
+        assert default.checkpointer.restart_pages == 256 * 1024 * 1024 // 4096
+        assert small.checkpointer.restart_pages == 8 * 1024 * 1024 // 4096
+    finally:
+        await default.dispose()
+        await small.dispose()
 
 
 def test_an_in_memory_database_has_no_checkpointer() -> None:

@@ -40,7 +40,7 @@ from backchannel.storage.sql.engine import (
     sqlite_pragmas,
 )
 from backchannel.storage.sql.prepared import StatementCache
-from backchannel.storage.sql.wal_checkpointer import WalCheckpointer
+from backchannel.storage.sql.wal_checkpointer import SQLITE_PAGE_SIZE, WalCheckpointer
 
 if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import _CoreAnyExecuteParams, _CoreSingleExecuteParams
@@ -195,6 +195,7 @@ def _checkpointer(path: str | None, db: DatabaseSettings) -> WalCheckpointer | N
     return WalCheckpointer(
         path,
         interval_s=db.sqlite_checkpoint_interval_ms / 1000,
+        restart_pages=db.sqlite_wal_limit_mib * 1024 * 1024 // SQLITE_PAGE_SIZE,
         busy_timeout_ms=db.sqlite_busy_timeout_ms,
     )
 
