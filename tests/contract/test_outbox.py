@@ -213,8 +213,9 @@ async def test_list_unpushed_finds_only_approved_push_requests_past_the_grace(
     storage: Storage,
 ) -> None:
     """The sweeper's retry of push tokens lost in a crash between approval and push
-    (checklist items 120-121: push delivers the tokens): approved push requests decided
-    before the cut-off and not expired, oldest decision first."""
+    (checklist items 120-121: push delivers the tokens; item 124: an expired one gets
+    ``expired_token`` instead): approved push requests decided before the cut-off, expired
+    or not, oldest decision first."""
 
     async def approved(decided_at: float | None, **overrides: Any) -> str:
         request = await _pending(storage, **overrides)
@@ -230,15 +231,15 @@ async def test_list_unpushed_finds_only_approved_push_requests_past_the_grace(
     unknown = await approved(None, delivery_mode=push)
     await approved(T0 + 10)  # poll: the client polls for its tokens
     await approved(T0 + 55, delivery_mode=push)  # still within the grace
-    await approved(T0 + 10, delivery_mode=push, expires_at=T0 + 59)  # expired by now
+    expired = await approved(T0 + 5, delivery_mode=push, expires_at=T0 + 59)  # expired by now
     await _pending(storage, delivery_mode=push)
     redeemed = await approved(T0 + 10, delivery_mode=push)
     stored = await storage.requests.get_request(redeemed)
     assert stored is not None
     assert await storage.requests.redeem(stored, builders.event("redeemed"), None)
 
-    found = await storage.requests.list_unpushed(T0 + 60, decided_before=T0 + 50)
-    assert [r.id_hash for r in found] == [unknown, early, late]
-    assert found[1].state is RequestState.APPROVED and found[1].delivery_mode is push
-    limited = await storage.requests.list_unpushed(T0 + 60, decided_before=T0 + 50, limit=2)
-    assert [r.id_hash for r in limited] == [unknown, early]
+    found = await storage.requests.list_unpushed(decided_before=T0 + 50)
+    assert [r.id_hash for r in found] == [unknown, expired, early, late]
+    assert found[2].state is RequestState.APPROVED and found[2].delivery_mode is push
+    limited = await storage.requests.list_unpushed(decided_before=T0 + 50, limit=2)
+    assert [r.id_hash for r in limited] == [unknown, expired]

@@ -180,6 +180,30 @@ async def test_tokens_of_an_approval_that_was_never_pushed_go_out_after_the_grac
     assert stored is not None and stored.state is RequestState.REDEEMED
 
 
+async def test_item_124_an_approval_never_pushed_before_expiry_expires_with_expired_token(
+    receiver: Receiver,
+) -> None:
+    """An approved push request whose tokens did not go out before it expired (a crash,
+    then a sweeper that came back too late) is not left approved for ever: the sweeper
+    expires it and tells the client ``expired_token`` (checklist item 124), no tokens."""
+    clock = FakeClock()
+    provider = await _provider(clock)
+    await notified_client(provider, DeliveryMode.PUSH, receiver.url("/cb"))
+    auth_req_id, request = await started(provider)
+    crashed = replace(request, state=RequestState.APPROVED, decided_at=clock.now())
+    requests = provider.storage.requests
+    assert await requests.transition(crashed, RequestState.PENDING, builders.event("approved"))
+    clock.advance(request.expires_at - clock.now() + 1)
+    assert await delivery.push_unpushed(provider) == 1
+    stored = await requests.get_request(request.id_hash)
+    assert stored is not None and stored.state is RequestState.EXPIRED
+    assert await requests.list_unpushed(decided_before=clock.now()) == []
+    assert await delivery.push_unpushed(provider) == 0
+    await instant_worker(provider).run_once()
+    [call] = await receiver.wait_calls(1, path="/cb")
+    assert call.json() == {"error": "expired_token", "auth_req_id": auth_req_id}
+
+
 async def test_item_3_500_twice_then_204_is_delivered_on_the_third_attempt(
     receiver: Receiver,
 ) -> None:

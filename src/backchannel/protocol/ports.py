@@ -161,12 +161,9 @@ class AuthRequestStore(Protocol):
         """Pending requests of one delivery mode past ``expires_at``, oldest deadline first."""
         ...
 
-    async def list_unpushed(
-        self, now: float, decided_before: float, limit: int = 100
-    ) -> list[AuthRequest]:
+    async def list_unpushed(self, decided_before: float, limit: int = 100) -> list[AuthRequest]:
         """Approved push-mode requests decided before ``decided_before`` (or at an unknown
-        time) and not expired at ``now``: their tokens never went out. Oldest decision
-        first."""
+        time), expired or not: their tokens never went out. Oldest decision first."""
         ...
 
     async def count_pending(self, subject: str, now: float) -> int: ...

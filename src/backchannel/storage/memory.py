@@ -284,16 +284,13 @@ class MemoryAuthRequestStore:
         ]
         return _copy(sorted(overdue, key=lambda r: (r.expires_at, r.id_hash))[:limit])
 
-    async def list_unpushed(
-        self, now: float, decided_before: float, limit: int = 100
-    ) -> list[AuthRequest]:
+    async def list_unpushed(self, decided_before: float, limit: int = 100) -> list[AuthRequest]:
         unpushed = [
             r
             for r in self._requests.values()
             if r.state == RequestState.APPROVED
             and r.delivery_mode == DeliveryMode.PUSH
             and (r.decided_at is None or r.decided_at < decided_before)
-            and r.expires_at > now
         ]
         unpushed.sort(key=lambda r: (r.decided_at is not None, r.decided_at or 0.0, r.id_hash))
         return _copy(unpushed[:limit])

@@ -10,7 +10,9 @@
   A crash between the two leaves an approved push request, which ``push_unpushed`` (run by
   the sweeper) finishes later: the redeem is conditional, so only one push ever goes out.
 - Push, expiry: ``{"error": "expired_token", "auth_req_id"}``, enqueued with the expiry by
-  ``sweep_expired``. It is the one delivery allowed to go out after the request's expiry.
+  ``sweep_expired``, or by ``push_unpushed`` for an approval whose tokens had not gone out
+  when the request expired. It is the one delivery allowed to go out after the request's
+  expiry.
 
 Every payload (body and bearer token) is sealed in the entry with the entry id as context.
 """
@@ -163,7 +165,8 @@ async def expire_push_if_overdue(provider: Provider, request: AuthRequest) -> No
 
 
 async def expire_push(provider: Provider, request: AuthRequest) -> bool:
-    """Expire one pending push request with its ``expired_token`` push."""
+    """Expire one pending (or approved, never pushed) push request with its
+    ``expired_token`` push."""
     deliveries = await _notification(
         provider, request, PUSH_ERROR, _error_body("expired_token"), until_expiry=False
     )
@@ -183,13 +186,17 @@ async def sweep_expired(provider: Provider, limit: int = 1000) -> int:
 
 async def push_unpushed(provider: Provider) -> int:
     """Finish approved push requests whose tokens were never pushed (a crash between the
-    approval and the redeem). Returns how many were finished here."""
+    approval and the redeem): push the tokens, or, once the request has expired, expire it
+    with its ``expired_token`` push. Returns how many were finished here."""
     now = provider.clock.now()
     requests = provider.storage.requests
-    pushed = 0
-    for request in await requests.list_unpushed(now, now - UNPUSHED_GRACE_SECONDS, limit=100):
-        pushed += await push_tokens(provider, request)
-    return pushed
+    finished = 0
+    for request in await requests.list_unpushed(now - UNPUSHED_GRACE_SECONDS, limit=100):
+        if lifecycle.is_overdue(provider, request):
+            finished += await expire_push(provider, request)
+        else:
+            finished += await push_tokens(provider, request)
+    return finished
 
 
 async def _notification(

@@ -139,7 +139,6 @@ _UNPUSHED = (
     .where(
         APPROVED_PUSH_ONLY,
         or_(t.c.decided_at.is_(None), t.c.decided_at < bindparam("b_before", type_=Double())),
-        t.c.expires_at > bindparam("b_now", type_=Double()),
     )
     .order_by(t.c.decided_at.asc().nulls_first(), t.c.id_hash)
     .limit(bindparam("b_limit", type_=Integer()))
@@ -394,10 +393,8 @@ class SqlAuthRequestStore:
         )
         return await self._select_many(statement)
 
-    async def list_unpushed(
-        self, now: float, decided_before: float, limit: int = 100
-    ) -> list[AuthRequest]:
-        params = {"b_now": now, "b_before": decided_before, "b_limit": limit}
+    async def list_unpushed(self, decided_before: float, limit: int = 100) -> list[AuthRequest]:
+        params = {"b_before": decided_before, "b_limit": limit}
         async with self._reader.connect() as conn:
             rows = (await conn.execute(_UNPUSHED, params)).mappings().all()
         return [request_from_row(row) for row in rows]
