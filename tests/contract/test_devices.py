@@ -115,6 +115,35 @@ async def test_reports_newest_first_and_pauses_only_extend(storage: Storage) -> 
     assert await storage.devices.get_pause("c_1", "u_2") is None
 
 
+async def test_pause_and_devices_answers_like_get_pause_and_list_devices(
+    storage: Storage,
+) -> None:
+    """What every bc-authorize reads for its anti push-bombing checks (checklist item 6 of
+    the device issue): the client's pause for this user and every device of the user,
+    revoked ones included, oldest first; nothing of other clients or users."""
+    devices = storage.devices
+    assert await devices.pause_and_devices("c_1", "u_1") == (None, [])
+    later = _device("d_2", token="hmac:t2")
+    later.created_at = 300.0
+    await devices.add_device(later)
+    await devices.add_device(_device())
+    await devices.add_device(_device("d_3", "u_2", "hmac:t3"))
+    assert await devices.revoke_device("d_2", 400.0) is True
+    await devices.set_pause(Pause("c_2", "u_1", 900.0))
+    await devices.set_pause(Pause("c_1", "u_2", 900.0))
+    pause, found = await devices.pause_and_devices("c_1", "u_1")
+    assert pause is None
+    assert [d.device_id for d in found] == ["d_1", "d_2"]
+    assert found == await devices.list_devices("u_1")
+    assert found[1].revoked_at == 400.0
+    await devices.set_pause(Pause("c_1", "u_1", 1200.0))
+    assert await devices.pause_and_devices("c_1", "u_1") == (
+        Pause("c_1", "u_1", 1200.0),
+        await devices.list_devices("u_1"),
+    )
+    assert await devices.pause_and_devices("c_1", "u_3") == (None, [])
+
+
 async def test_server_secret_is_stored_once(storage: Storage) -> None:
     assert await storage.devices.get_secret("vapid") is None
     assert await storage.devices.add_secret("vapid", "first") is True

@@ -55,20 +55,16 @@ async def admit(
     if client.binding_code_choice and binding_message is None:
         raise InvalidRequest("this client must send a binding_message (binding code choice)")
     now = provider.clock.now()
-    pause = await provider.storage.devices.get_pause(client.client_id, user.subject)
+    pause, known = await provider.storage.devices.pause_and_devices(client.client_id, user.subject)
     if pause is not None and pause.until > now:
         raise AccessDenied("the user reported a request from this client; try again later")
-    devices = await _active_devices(provider, user.subject)
+    devices = tuple(d for d in known if d.active)
     if not devices:
         return devices
     limit = provider.settings.devices.max_pending_per_user
     if await provider.storage.requests.count_pending(user.subject, now) >= limit:
         raise AccessDenied("the user has too many pending requests")
     return devices
-
-
-async def _active_devices(provider: Provider, subject: str) -> tuple[Device, ...]:
-    return tuple(d for d in await provider.storage.devices.list_devices(subject) if d.active)
 
 
 @dataclass(frozen=True, slots=True)

@@ -301,6 +301,13 @@ class DeviceStore(Protocol):
 
     async def get_pause(self, client_id: str, subject: str) -> Pause | None: ...
 
+    async def pause_and_devices(
+        self, client_id: str, subject: str
+    ) -> tuple[Pause | None, list[Device]]:
+        """``get_pause(client_id, subject)`` and ``list_devices(subject)`` at once: what
+        every bc-authorize reads (one statement where each read is a round trip)."""
+        ...
+
     async def get_secret(self, name: str) -> str | None: ...
     async def add_secret(self, name: str, value: str) -> bool:
         """Store a server secret (e.g. the encrypted VAPID key) once. False when one with

@@ -114,6 +114,11 @@ class MemoryDeviceStore:
     async def get_pause(self, client_id: str, subject: str) -> Pause | None:
         return self._pauses.get((client_id, subject))
 
+    async def pause_and_devices(
+        self, client_id: str, subject: str
+    ) -> tuple[Pause | None, list[Device]]:
+        return await self.get_pause(client_id, subject), await self.list_devices(subject)
+
     async def get_secret(self, name: str) -> str | None:
         return self._secrets.get(name)
 

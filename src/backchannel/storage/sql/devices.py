@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import String, and_, bindparam, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import IntegrityError
 
@@ -145,6 +145,24 @@ def _consent_from_row(row: RowMapping) -> Consent:
 _ALL_DEVICES = select(devices).order_by(devices.c.created_at, devices.c.device_id)
 # Bound, not literal: one compiled statement for every subject (it runs on every bc-authorize).
 _DEVICES_OF = _ALL_DEVICES.where(devices.c.subject == bindparam("b_subject"))
+
+
+# bc-authorize's two reads as one statement: one row per device of the subject (a single
+# row of NULL device columns when there is none), each with the client's pause, if any.
+_WANTED = select(bindparam("b_subject", type_=String()).label("subject")).subquery("wanted")
+_PAUSE_AND_DEVICES = (
+    select(device_pauses.c.until.label("pause_until"), *devices.c)
+    .select_from(
+        _WANTED.outerjoin(
+            device_pauses,
+            and_(
+                device_pauses.c.client_id == bindparam("b_client"),
+                device_pauses.c.subject == _WANTED.c.subject,
+            ),
+        ).outerjoin(devices, devices.c.subject == _WANTED.c.subject)
+    )
+    .order_by(devices.c.created_at, devices.c.device_id)
+)
 
 
 class SqlDeviceStore:
@@ -313,6 +331,20 @@ class SqlDeviceStore:
                 )
             kept.keep((client_id, subject), pause)
         return pause
+
+    async def pause_and_devices(
+        self, client_id: str, subject: str
+    ) -> tuple[Pause | None, list[Device]]:
+        """Where answers are kept (SQLite) both usually come from memory; elsewhere
+        (PostgreSQL) one statement instead of two round trips."""
+        if self._kept_pauses.keeps:
+            return await self.get_pause(client_id, subject), await self.list_devices(subject)
+        params = {"b_client": client_id, "b_subject": subject}
+        async with self._reader.connect() as conn:
+            rows = (await conn.execute(_PAUSE_AND_DEVICES, params)).mappings().all()
+        until = rows[0]["pause_until"] if rows else None
+        pause = None if until is None else Pause(client_id=client_id, subject=subject, until=until)
+        return pause, [device_from_row(row) for row in rows if row["device_id"] is not None]
 
     async def get_secret(self, name: str) -> str | None:
         async with self._reader.connect() as conn:

@@ -49,6 +49,12 @@ class KeptReads(Generic[V]):
         self._version: int | None = None
         self._answers: dict[Hashable, V] = {}
 
+    @property
+    def keeps(self) -> bool:
+        """False where the database cannot tell whether another connection committed: then
+        nothing is ever kept."""
+        return self._data_version is not _unknown_version
+
     def get(self, key: Hashable) -> V | NotKept:
         """A copy of the kept answer, or ``NOT_KEPT`` (never read, or the database changed
         since). Call it inside the read block that would otherwise read."""
