@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from backchannel.outbound import OutboundClient
 from backchannel.outbox.worker import DeliveryWorker
 from backchannel.protocol.model import DeliveryMode
 from backchannel.protocol.provider import Provider
@@ -78,3 +79,29 @@ async def test_item_3_two_workers_on_sqlite_one_lease_holder_delivers(tmp_path: 
         calls = receiver.calls_to("/cb")
     assert Counter(c.json()["auth_req_id"] for c in calls) == Counter(ids)
     assert sorted(handled.values()) == [0, ENTRIES]  # only the lease holder claimed
+
+
+async def test_a_stopped_worker_releases_the_sqlite_lease_for_the_next_one(tmp_path: Path) -> None:
+    """A restarted server claims at once: the worker that stopped (cancelled, as on a clean
+    shutdown) ended its lease, so the next owner does not wait ``outbox.lease_seconds``."""
+    db = DatabaseSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'bc.db'}")
+    await migrate.upgrade(db)
+    storage = await open_storage(db)
+    try:
+        provider = await make_provider(storage=storage, dev_mode=True)
+        with running_receiver() as receiver:
+            receiver.on("/cb", Reply(204))
+            await notified_client(provider, DeliveryMode.PING, receiver.url("/cb"))
+            await decided(provider)
+            before = DeliveryWorker(provider, OutboundClient(provider.settings), owner="before")
+            async with anyio.create_task_group() as group:
+                group.start_soon(before.run)
+                await receiver.wait_calls(1, path="/cb")
+                await anyio.sleep(0.05)  # now idle for poll_interval_seconds (0.5 s)
+                await decided(provider)
+                assert await instant_worker(provider, "blocked").run_once() == 0  # the lease
+                group.cancel_scope.cancel()
+            assert await instant_worker(provider, "after-restart").run_once() == 1
+            await receiver.wait_calls(2, path="/cb")
+    finally:
+        await storage.close()

@@ -56,15 +56,26 @@ class DeliveryWorker:
         self.batch = batch
 
     async def run(self) -> None:
-        """Deliver until cancelled; idle for ``poll_interval_seconds`` when nothing is due."""
-        while True:
-            try:
-                handled = await self.run_once()
-            except Exception:  # a database blip must not end the worker
-                log.exception("outbox_worker_error")
-                handled = 0
-            if handled == 0:
-                await self._sleep(self.settings.poll_interval_seconds)
+        """Deliver until cancelled; idle for ``poll_interval_seconds`` when nothing is due.
+        Cancelled, it releases its claim on the outbox for the next worker."""
+        try:
+            while True:
+                try:
+                    handled = await self.run_once()
+                except Exception:  # a database blip must not end the worker
+                    log.exception("outbox_worker_error")
+                    handled = 0
+                if handled == 0:
+                    await self._sleep(self.settings.poll_interval_seconds)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._release()
+
+    async def _release(self) -> None:
+        try:
+            await self.provider.storage.outbox.release(self.owner, self.provider.clock.now())
+        except Exception:  # stopping anyway: the lease then ends on its own
+            log.exception("outbox_release_error")
 
     async def run_once(self) -> int:
         """Claim what is due and make one attempt at each (concurrently). Returns how many."""

@@ -255,6 +255,12 @@ class OutboxStore(Protocol):
         events: Sequence[TimelineEvent] = (),
     ) -> bool: ...
 
+    async def release(self, owner: str, now: float) -> None:
+        """A stopping worker gives up the right to claim that it holds beyond its entries
+        (SQLite's single worker lease), so that the next worker, such as the restarted
+        server, claims at once instead of after ``outbox.lease_seconds``."""
+        ...
+
 
 class DeviceStore(Protocol):
     """Authentication devices, enrolment codes, consents, notices, reports and pauses

@@ -87,6 +87,9 @@ class MemoryOutboxStore:
             entry_id, owner, events, state=OutboxState.FAILED, now=now, last_error=error
         )
 
+    async def release(self, owner: str, now: float) -> None:
+        return None  # every worker claims here: there is no worker lease
+
     def _finish(
         self,
         entry_id: str,

@@ -182,6 +182,17 @@ class SqlOutboxStore:
                 )
         return True
 
+    async def release(self, owner: str, now: float) -> None:
+        if self._postgres:
+            return  # no worker lease: workers share the claims (SKIP LOCKED)
+        ended = (
+            update(worker_leases)
+            .where(worker_leases.c.name == _WORKER_LEASE, worker_leases.c.owner == owner)
+            .values(lease_until=now)
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(ended)
+
     async def _hold_worker_lease(
         self, conn: DatabaseConnection, now: float, owner: str, lease_until: float
     ) -> bool:
