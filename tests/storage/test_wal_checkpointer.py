@@ -136,7 +136,7 @@ def test_a_wal_past_the_limit_is_rewound_once_its_readers_finish(tmp_path: Path)
 def test_a_failing_checkpoint_is_counted_and_the_thread_goes_on(tmp_path: Path) -> None:
     path = tmp_path / "not-a-database"
     path.write_bytes(b"this is not an SQLite file" * 200)
-    checkpointer = WalCheckpointer(str(path))
+    checkpointer = WalCheckpointer(str(path), restart_pages=RESTART_PAGES)
     with sqlite3.connect(path, isolation_level=None) as own:
         checkpointer.checkpoint_once(own)
         checkpointer.checkpoint_once(own)

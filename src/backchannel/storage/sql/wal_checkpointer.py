@@ -36,7 +36,6 @@ log = structlog.get_logger(__name__)
 DEFAULT_INTERVAL_S = 0.1
 # The page size of every database Backchannel creates: SQLite's default.
 SQLITE_PAGE_SIZE = 4096
-DEFAULT_RESTART_PAGES = 256 * 1024 * 1024 // SQLITE_PAGE_SIZE
 
 
 @dataclass
@@ -49,14 +48,15 @@ class CheckpointStats:
 
 
 class WalCheckpointer:
-    """A daemon thread checkpointing one SQLite database file until ``stop()``."""
+    """A daemon thread checkpointing one SQLite database file until ``stop()``.
+    ``restart_pages`` comes from ``database.sqlite_wal_limit_mib`` (``loop_sqlite``)."""
 
     def __init__(
         self,
         path: str,
         *,
+        restart_pages: int,
         interval_s: float = DEFAULT_INTERVAL_S,
-        restart_pages: int = DEFAULT_RESTART_PAGES,
         busy_timeout_ms: int = 5000,
     ) -> None:
         self._path = path
