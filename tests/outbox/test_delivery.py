@@ -11,7 +11,7 @@ import pytest
 
 from backchannel.protocol import jose
 from backchannel.protocol.ciba import delivery, outcome
-from backchannel.protocol.model import DeliveryMode, OutboxState, RequestState
+from backchannel.protocol.model import AuthRequest, DeliveryMode, OutboxState, RequestState
 from backchannel.protocol.provider import Provider
 from tests.contract import builders
 from tests.outbox.helpers import (
@@ -152,6 +152,18 @@ async def test_item_2_push_expiry_is_an_expired_token_error_sent_after_expiry(
     assert call.json() == {"error": "expired_token", "auth_req_id": auth_req_id}
 
 
+async def _approved_then_crashed(
+    provider: Provider, clock: FakeClock, receiver: Receiver
+) -> tuple[str, AuthRequest]:
+    """A push request approved without its push (the server crashed in between)."""
+    await notified_client(provider, DeliveryMode.PUSH, receiver.url("/cb"))
+    auth_req_id, request = await started(provider)
+    crashed = replace(request, state=RequestState.APPROVED, decided_at=clock.now())
+    requests = provider.storage.requests
+    assert await requests.transition(crashed, RequestState.PENDING, builders.event("approved"))
+    return auth_req_id, request
+
+
 async def test_tokens_of_an_approval_that_was_never_pushed_go_out_after_the_grace(
     receiver: Receiver,
 ) -> None:
@@ -160,11 +172,8 @@ async def test_tokens_of_an_approval_that_was_never_pushed_go_out_after_the_grac
     poll requests (which their clients fetch themselves)."""
     clock = FakeClock()
     provider = await _provider(clock)
-    await notified_client(provider, DeliveryMode.PUSH, receiver.url("/cb"))
-    auth_req_id, request = await started(provider)
-    crashed = replace(request, state=RequestState.APPROVED, decided_at=clock.now())
+    auth_req_id, request = await _approved_then_crashed(provider, clock, receiver)
     requests = provider.storage.requests
-    assert await requests.transition(crashed, RequestState.PENDING, builders.event("approved"))
     for _ in range(101):
         newer = builders.request(created_at=clock.now() + 1, decided_at=clock.now() + 1)
         await requests.create_request(replace(newer, state=RequestState.APPROVED), builders.event())
@@ -188,11 +197,8 @@ async def test_item_124_an_approval_never_pushed_before_expiry_expires_with_expi
     expires it and tells the client ``expired_token`` (checklist item 124), no tokens."""
     clock = FakeClock()
     provider = await _provider(clock)
-    await notified_client(provider, DeliveryMode.PUSH, receiver.url("/cb"))
-    auth_req_id, request = await started(provider)
-    crashed = replace(request, state=RequestState.APPROVED, decided_at=clock.now())
+    auth_req_id, request = await _approved_then_crashed(provider, clock, receiver)
     requests = provider.storage.requests
-    assert await requests.transition(crashed, RequestState.PENDING, builders.event("approved"))
     clock.advance(request.expires_at - clock.now() + 1)
     assert await delivery.push_unpushed(provider) == 1
     stored = await requests.get_request(request.id_hash)

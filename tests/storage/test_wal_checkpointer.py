@@ -47,13 +47,19 @@ def _frames_in_wal(path: Path) -> int:
         probe.close()
 
 
+def _one_pass(path: Path, restart_pages: int = 1_000_000) -> WalCheckpointer:
+    """A checkpointer after one pass over ``path``, run here on a connection of its own."""
+    checkpointer = WalCheckpointer(str(path), restart_pages=restart_pages)
+    with sqlite3.connect(path, isolation_level=None) as own:
+        checkpointer.checkpoint_once(own)
+    return checkpointer
+
+
 def test_a_pass_copies_every_committed_frame_into_the_database_file(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     writer = _wal_file(path)
     _write(writer, 50)
-    checkpointer = WalCheckpointer(str(path), restart_pages=1_000_000)
-    with sqlite3.connect(path, isolation_level=None) as own:
-        checkpointer.checkpoint_once(own)
+    checkpointer = _one_pass(path)
     assert checkpointer.stats.passes == 1
     assert checkpointer.stats.wal_frames > 50
     assert checkpointer.stats.copied_frames == checkpointer.stats.wal_frames
@@ -73,9 +79,7 @@ def test_a_commit_after_a_complete_pass_starts_the_wal_over_without_a_restart(
     path = tmp_path / "db.sqlite"
     writer = _wal_file(path)
     _write(writer, 100)
-    checkpointer = WalCheckpointer(str(path), restart_pages=1_000_000)
-    with sqlite3.connect(path, isolation_level=None) as own:
-        checkpointer.checkpoint_once(own)
+    checkpointer = _one_pass(path)
     assert checkpointer.stats.copied_frames == checkpointer.stats.wal_frames > 100
     _write(writer, 1, start=100)
     assert _frames_in_wal(path) < 20  # one insert, not the 100 rows before it
@@ -97,9 +101,7 @@ def test_while_readers_overlap_a_passive_pass_leaves_the_wal_growing(tmp_path: P
     writer = _wal_file(path)
     _write(writer, 100)
     reader = _reader_holding_the_wal(path)
-    checkpointer = WalCheckpointer(str(path), restart_pages=1_000_000)
-    with sqlite3.connect(path, isolation_level=None) as own:
-        checkpointer.checkpoint_once(own)
+    checkpointer = _one_pass(path)
     _write(writer, 1, start=100)
     reader.execute("COMMIT")
     assert checkpointer.stats.copied_frames == checkpointer.stats.wal_frames > 100
@@ -119,9 +121,7 @@ def test_a_wal_past_the_limit_is_rewound_once_its_readers_finish(tmp_path: Path)
     _write(writer, 50, start=1000)
     finish = threading.Timer(0.2, lambda: reader.execute("COMMIT"))
     finish.start()
-    checkpointer = WalCheckpointer(str(path), restart_pages=RESTART_PAGES)
-    with sqlite3.connect(path, isolation_level=None) as own:
-        checkpointer.checkpoint_once(own)  # the restart waits for the reader
+    checkpointer = _one_pass(path, RESTART_PAGES)  # the restart waits for the reader
     finish.join()
     assert checkpointer.stats.restarts == 1
     assert checkpointer.stats.copied_frames == checkpointer.stats.wal_frames
