@@ -2,18 +2,24 @@
 
 Starlette's stack (error middlewares, router scan, ``Request`` object, async body stream)
 costs more per request than the rest of our request handling outside storage and signing.
-This pure ASGI app sits inside ``RequestContext`` (request id, access log and metrics stay
-as they are), answers an exact-path POST to one of those endpoints itself, and hands
-everything else to Starlette. The answer is the one Starlette would give: same
-``HttpRequest``, same responses (``to_response``, ``error_response``) sent as the two ASGI
-messages ``Response`` would send, the body limit, a JSON 500 for anything unexpected, and
-``scope["route"]`` set for the metrics.
+``HotPosts`` answers an exact-path POST to one of those endpoints: the same ``HttpRequest``,
+the same responses (``error_response`` for OAuth errors, the body limit), as the raw
+status, headers and body Starlette's ``Response`` would send. Two transports use it:
+
+- ``FastPostRoutes``, a pure ASGI app inside ``RequestContext`` (request id, access log and
+  metrics stay there), which hands everything else to Starlette and sets
+  ``scope["route"]`` for the metrics. Any ASGI server (and the in-process test client)
+  goes through it.
+- ``backchannel serve``'s uvicorn protocol (``web/uvicorn_http.py``), which answers these
+  routes without the ASGI request cycle at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
+import orjson
 import structlog
 from starlette.datastructures import URL, Headers
 from starlette.requests import ClientDisconnect
@@ -22,68 +28,122 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from backchannel.protocol.errors import OAuthError, PayloadTooLarge
-from backchannel.protocol.http import HttpRequest
+from backchannel.protocol.http import HttpRequest, HttpResponse
 from backchannel.web.adapter import (
     Handler,
     ProviderSlot,
     error_response,
     internal_error_response,
-    to_response,
 )
 
+BodyReader = Callable[[int], Awaitable[bytes]]
 
-class FastPostRoutes:
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    """What goes on the wire: status, headers as Starlette sends them, body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+
+    @classmethod
+    def of(cls, response: Response) -> RawResponse:
+        return cls(response.status_code, response.raw_headers, bytes(response.body))
+
+
+def raw_response(result: HttpResponse) -> RawResponse:
+    """``RawResponse.of(to_response(result))`` without building the ``Response``: the same
+    headers in the same order (the handler's, lower-cased; then content-length unless the
+    status has no body; then content-type, with a charset for text types)."""
+    if result.media_type == "application/json":
+        body = b"" if result.body is None else orjson.dumps(result.body)
+    else:
+        body = result.body if isinstance(result.body, bytes) else str(result.body).encode()
+    headers = [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in result.headers.items()
+    ]
+    names = {name for name, _ in headers}
+    if b"content-length" not in names and not (result.status < 200 or result.status in (204, 304)):
+        headers.append((b"content-length", str(len(body)).encode("latin-1")))
+    media_type = result.media_type
+    if media_type is not None and b"content-type" not in names:
+        if media_type.startswith("text/") and "charset=" not in media_type.lower():
+            media_type += "; charset=utf-8"
+        headers.append((b"content-type", media_type.encode("latin-1")))
+    return RawResponse(result.status, headers, body)
+
+
+@dataclass(frozen=True, slots=True)
+class HotPost:
+    handler: Handler
+    route: Route  # what ``scope["route"]`` holds for the router and the metrics
+
+
+class HotPosts:
     def __init__(
-        self,
-        app: ASGIApp,
-        slot: ProviderSlot,
-        routes: Sequence[BaseRoute],
-        handlers: Mapping[str, Handler],
+        self, slot: ProviderSlot, routes: Sequence[BaseRoute], handlers: Mapping[str, Handler]
     ) -> None:
         """``handlers``: full path (prefix included) -> handler; each path must be one of
         ``routes`` accepting POST, whose Route is what the metrics see."""
-        self.app = app
         self._slot = slot
         by_path = {
             r.path: r for r in routes if isinstance(r, Route) and "POST" in (r.methods or ())
         }
-        self._hot = {path: (handler, by_path[path]) for path, handler in handlers.items()}
+        self.by_path = {path: HotPost(handler, by_path[path]) for path, handler in handlers.items()}
+        self.by_raw_path = {path.encode("ascii"): hot for path, hot in self.by_path.items()}
         self._urls = RequestUrls()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        hot = self._hot.get(scope["path"]) if scope["type"] == "http" else None
-        if hot is None or scope["method"] != "POST" or scope.get("root_path"):
-            await self.app(scope, receive, send)
-            return
-        handler, route = hot
-        scope["route"] = route
-        try:
-            response = await self._answer(handler, scope, receive)
-        except Exception as exc:
-            request_id = structlog.contextvars.get_contextvars().get("request_id")
-            response = internal_error_response(exc, request_id)
-        # What ``Response.__call__`` sends (no background tasks here), without the call.
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": response.raw_headers,
-            }
-        )
-        await send({"type": "http.response.body", "body": response.body})
-
-    async def _answer(self, handler: Handler, scope: Scope, receive: Receive) -> Response:
+    async def answer(
+        self, hot: HotPost, scope: Scope, headers: Headers, read_body: BodyReader
+    ) -> RawResponse:
+        """The response to one POST; raises only for what is not an OAuth error (the
+        caller answers a JSON 500) and ``ClientDisconnect``."""
         provider = self._slot.get()
-        headers = Headers(scope=scope)
         try:
-            body = await _read_body(headers, receive, provider.settings.server.max_body_bytes)
+            limit = provider.settings.server.max_body_bytes
+            declared = headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise too_large(limit)
+            body = await read_body(limit)
             url, query = self._urls.url_and_query(scope)
             http_request = HttpRequest(
                 method="POST", url=url, headers=headers, body=body, query=query
             )
-            return to_response(await handler(provider, http_request))
+            return raw_response(await hot.handler(provider, http_request))
         except OAuthError as error:
-            return error_response(error)
+            return RawResponse.of(error_response(error))
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the body exceeds {limit} bytes")
+
+
+class FastPostRoutes:
+    def __init__(self, app: ASGIApp, hot: HotPosts) -> None:
+        self.app = app
+        self.hot = hot
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = self.hot.by_path.get(scope["path"]) if scope["type"] == "http" else None
+        if hot is None or scope["method"] != "POST" or scope.get("root_path"):
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = hot.route
+
+        async def read_body(limit: int) -> bytes:
+            return await _read_body(receive, limit)
+
+        try:
+            response = await self.hot.answer(hot, scope, Headers(scope=scope), read_body)
+        except Exception as exc:
+            request_id = structlog.contextvars.get_contextvars().get("request_id")
+            response = RawResponse.of(internal_error_response(exc, request_id))
+        # What ``Response.__call__`` sends (no background tasks here), without the call.
+        await send(
+            {"type": "http.response.start", "status": response.status, "headers": response.headers}
+        )
+        await send({"type": "http.response.body", "body": response.body})
 
 
 class RequestUrls:
@@ -123,10 +183,7 @@ def _first_host_header(scope: Scope) -> bytes | None:
     return None
 
 
-async def _read_body(headers: Headers, receive: Receive, limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+async def _read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -136,7 +193,7 @@ async def _read_body(headers: Headers, receive: Receive, limit: int) -> bytes:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+            raise too_large(limit)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -34,7 +34,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _request_id(scope)
+        request_id = request_id_for(scope)
         id_header = (_REQUEST_ID_HEADER, request_id.encode())
         status = 500
         response_started = False
@@ -57,15 +57,20 @@ class RequestContext:
                 await internal_error_response(exc, request_id)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            # Counted first: a failing log write must not lose the count.
-            if self.metrics:
-                record_request(route_template(scope), status, elapsed)
-            if self.access_log:
-                log_request(scope["method"], scope["path"], status, round(elapsed * 1000, 2))
+            self.answered(route_template(scope), scope["method"], scope["path"], status, elapsed)
             structlog.contextvars.unbind_contextvars("request_id")
 
+    def answered(self, route: str, method: str, path: str, status: int, seconds: float) -> None:
+        """The metrics and the access line of one answered request."""
+        # Counted first: a failing log write must not lose the count.
+        if self.metrics:
+            record_request(route, status, seconds)
+        if self.access_log:
+            log_request(method, path, status, round(seconds * 1000, 2))
 
-def _request_id(scope: Scope) -> str:
+
+def request_id_for(scope: Scope) -> str:
+    """The client's ``x-request-id`` when it is safe to echo and log, else a new one."""
     for name, value in scope.get("headers", ()):
         if name == _REQUEST_ID_HEADER:
             candidate: str = value.decode("latin-1")

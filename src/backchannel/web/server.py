@@ -37,7 +37,7 @@ from backchannel.web.adapter import (
     json_response,
 )
 from backchannel.web.authenticator import authenticator_routes
-from backchannel.web.fast_routes import FastPostRoutes
+from backchannel.web.fast_routes import FastPostRoutes, HotPosts
 from backchannel.web.metrics import METRICS_PATH, metrics_endpoint
 from backchannel.web.middleware import RequestContext
 
@@ -77,7 +77,7 @@ def build_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
-    fast = FastPostRoutes(app, slot, routes, _hot_handlers(settings, prefix))
+    fast = FastPostRoutes(app, HotPosts(slot, routes, _hot_handlers(settings, prefix)))
     return RequestContext(
         fast, access_log=settings.server.access_log, metrics=settings.metrics.enabled
     )
