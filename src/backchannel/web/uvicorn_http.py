@@ -60,14 +60,6 @@ class CoalescingTransport(asyncio.Transport):
             self._loop.call_soon(self._flush)
         self._pending.append(bytes(data))
 
-    def write_now(self, data: bytes) -> None:
-        """Sends ``data`` at once, after whatever is still pending."""
-        if self._pending:
-            self._pending.append(data)
-            self._flush()
-        elif not self._transport.is_closing():
-            self._transport.write(data)
-
     def _flush(self) -> None:
         if not self._pending:
             return
@@ -284,11 +276,13 @@ class LeanPostCycle:
         if self.disconnected:
             return False
         self.waiting_for_100_continue = False
-        transport: Any = protocol.transport
-        transport.write_now(wire)
+        # Sent at the end of this turn of the loop, with the other answers of the turn:
+        # written at once, each answer woke the client sooner and the loop then met fewer
+        # requests per turn (at C=64 more system time per flow than the write saved).
+        protocol.transport.write(wire)
         self.response_complete = True
         if not self.keep_alive:
-            transport.close()
+            protocol.transport.close()
         self.on_response()
         return True
 
