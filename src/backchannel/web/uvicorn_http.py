@@ -119,12 +119,12 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         self.lean = _lean_routes(self.app)
 
     def on_headers_complete(self) -> None:
-        hot = self._hot_post()
-        if hot is None:
+        found = self._hot_post()
+        if found is None:
             super().on_headers_complete()
             return
+        hot, parsed_url = found
         http_version = self.parser.get_http_version()
-        parsed_url = httptools.parse_url(self.url)
         scope = self.scope
         scope["method"] = "POST"
         if http_version != "1.1":
@@ -146,8 +146,9 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             self.flow.pause_reading()
             self.pipeline.appendleft((self.cycle, self.app))
 
-    def _hot_post(self) -> HotPost | None:
-        """The hot route this request is for, when the lean cycle may answer it."""
+    def _hot_post(self) -> tuple[HotPost, Any] | None:
+        """The hot route this request is for and its parsed URL, when the lean cycle may
+        answer it."""
         lean = self.lean
         if lean is None or self.parser.get_method() != b"POST" or self.parser.should_upgrade():
             return None
@@ -158,7 +159,9 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             return None  # uvicorn's cycle answers its 503
         # An exact match of the raw path: a percent-encoded or prefixed one takes the
         # ordinary way (uvicorn decodes it, FastPostRoutes or Starlette routes it).
-        return lean[1].by_raw_path.get(httptools.parse_url(self.url).path)
+        parsed_url = httptools.parse_url(self.url)
+        hot = lean[1].by_raw_path.get(parsed_url.path)
+        return None if hot is None else (hot, parsed_url)
 
 
 def _lean_routes(app: Any) -> tuple[RequestContext, HotPosts] | None:
