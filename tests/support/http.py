@@ -1,20 +1,25 @@
-"""HTTP clients for tests: in-process ASGI, and a real server in a subprocess."""
+"""HTTP clients for tests: in-process ASGI, uvicorn in-process on loopback, and a real server
+in a subprocess."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import httpx
+import uvicorn
+from starlette.types import ASGIApp
 
 from backchannel.app import compose
 from backchannel.protocol.provider import Provider
+from backchannel.web.uvicorn_http import CoalescingHttpToolsProtocol
 
 CLI = [sys.executable, "-c", "from backchannel.cli.main import main; main()"]
 
@@ -93,3 +98,33 @@ def _wait_ready(url: str, process: subprocess.Popen[str], timeout: float) -> Non
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@asynccontextmanager
+async def serving_in_process(app: ASGIApp) -> AsyncIterator[uvicorn.Server]:
+    """``app`` behind uvicorn with ``backchannel serve``'s protocol, on a free loopback port
+    (``server.config.port``), in this event loop."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=free_port(), http=CoalescingHttpToolsProtocol,
+        log_level="warning", lifespan="off", server_header=False, proxy_headers=False,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One HTTP/1.1 response with a content-length: its head and its body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.split(b"\r\n")
+        if line.startswith(b"content-length")
+    )
+    return head, await reader.readexactly(length)

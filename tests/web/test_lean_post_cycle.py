@@ -21,9 +21,9 @@ from prometheus_client import REGISTRY
 
 from backchannel.protocol.provider import Provider
 from backchannel.web.server import build_app
-from backchannel.web.uvicorn_http import CLIENT_CLOSED, CoalescingHttpToolsProtocol, LeanPostCycle
+from backchannel.web.uvicorn_http import CLIENT_CLOSED, LeanPostCycle
 from tests.support.ciba import add_client, add_user, basic
-from tests.support.http import free_port
+from tests.support.http import read_response, serving_in_process
 from tests.support.provider import make_provider
 
 pytestmark = pytest.mark.anyio
@@ -43,20 +43,8 @@ class Served:
 
 @asynccontextmanager
 async def _serving(provider: Provider) -> AsyncIterator[Served]:
-    config = uvicorn.Config(
-        build_app(provider.settings, provider=provider), host="127.0.0.1", port=free_port(),
-        http=CoalescingHttpToolsProtocol, log_level="warning", lifespan="off",
-        server_header=False, proxy_headers=False,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield Served(config.port, server)
-    finally:
-        server.should_exit = True
-        await task
+    async with serving_in_process(build_app(provider.settings, provider=provider)) as server:
+        yield Served(server.config.port, server)
 
 
 async def _provider() -> Provider:
@@ -68,16 +56,6 @@ async def _provider() -> Provider:
 
 def _without_per_response_headers(response: httpx.Response) -> dict[str, str]:
     return {k: v for k, v in response.headers.items() if k not in ("date", "x-request-id")}
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.startswith(b"content-length")
-    )
-    return head, await reader.readexactly(length)
 
 
 def _post(path: str, body: bytes, *extra: str) -> bytes:
@@ -170,7 +148,7 @@ async def test_pipelined_requests_are_answered_in_order_on_one_connection() -> N
             + b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
         )
         await writer.drain()
-        answers = [await _read_response(reader) for _ in range(3)]
+        answers = [await read_response(reader) for _ in range(3)]
         writer.close()
     assert [head.split(b"\r\n")[0] for head, _ in answers] == [
         b"HTTP/1.1 400 Bad Request", b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK",
@@ -189,7 +167,7 @@ async def test_connection_close_and_http_1_0_close_after_the_answer() -> None:
                 raw = raw.replace(b"HTTP/1.1", request_line.encode(), 1)
             writer.write(raw)
             await writer.drain()
-            head, body = await _read_response(reader)
+            head, body = await read_response(reader)
             assert head.startswith(b"HTTP/1.1 200")
             assert b"\r\nconnection: close\r\n" in head
             assert "auth_req_id" in json.loads(body)
@@ -209,7 +187,7 @@ async def test_body_in_pieces_after_100_continue() -> None:
             writer.write(piece)
             await writer.drain()
             await asyncio.sleep(0.05)
-        head, body = await _read_response(reader)
+        head, body = await read_response(reader)
         writer.close()
     assert head.startswith(b"HTTP/1.1 200")
     assert "auth_req_id" in json.loads(body)
@@ -229,12 +207,12 @@ async def test_chunked_body_past_the_limit_is_413_and_the_connection_still_serve
         await asyncio.sleep(0.05)
         writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(chunk), chunk))
         await writer.drain()
-        head, body = await _read_response(reader)
+        head, body = await read_response(reader)
         assert head.startswith(b"HTTP/1.1 413")
         assert json.loads(body)["error"] == "payload_too_large"
         writer.write(_post("/token", b"grant_type=nope"))
         await writer.drain()
-        head, _ = await _read_response(reader)
+        head, _ = await read_response(reader)
         assert head.startswith(b"HTTP/1.1 400")
         writer.close()
 

@@ -8,11 +8,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
-from backchannel.web.uvicorn_http import CoalescingHttpToolsProtocol
-from tests.support.http import free_port
+from tests.support.http import read_response, serving_in_process
 
 pytestmark = pytest.mark.anyio
 
@@ -28,30 +26,8 @@ async def _echo_path(scope: Scope, receive: Receive, send: Send) -> None:
 
 @asynccontextmanager
 async def _server() -> AsyncIterator[int]:
-    port = free_port()
-    config = uvicorn.Config(
-        _echo_path, host="127.0.0.1", port=port, http=CoalescingHttpToolsProtocol,
-        log_level="warning", lifespan="off",
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = next(
-        int(line.split(b":")[1])
-        for line in head.split(b"\r\n")
-        if line.startswith(b"content-length")
-    )
-    return head, await reader.readexactly(length)
+    async with serving_in_process(_echo_path) as server:
+        yield server.config.port
 
 
 async def test_keep_alive_connection_answers_every_request_in_order() -> None:
@@ -60,7 +36,7 @@ async def test_keep_alive_connection_answers_every_request_in_order() -> None:
         for path in ("/a", "/bb", "/ccc"):
             writer.write(f"GET {path} HTTP/1.1\r\nhost: x\r\n\r\n".encode())
         await writer.drain()
-        bodies = [(await _read_response(reader))[1] for _ in range(3)]
+        bodies = [(await read_response(reader))[1] for _ in range(3)]
         assert bodies == [b"/a/a", b"/bb/bb", b"/ccc/ccc"]
         writer.close()
 
@@ -70,7 +46,7 @@ async def test_connection_close_sends_the_response_before_closing() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /last HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         await writer.drain()
-        head, body = await _read_response(reader)
+        head, body = await read_response(reader)
         assert head.startswith(b"HTTP/1.1 200")
         assert body == b"/last/last"
         assert await reader.read() == b""  # the server closed after the response
