@@ -54,26 +54,39 @@ def internal_error_response(exc: BaseException, request_id: str | None = None) -
     return json_response(500, body, {"Cache-Control": "no-store"})
 
 
-def to_response(result: HttpResponse) -> Response:
+def response_body(result: HttpResponse) -> bytes:
     if result.media_type == "application/json":
-        content = b"" if result.body is None else orjson.dumps(result.body)
-    else:
-        content = result.body if isinstance(result.body, bytes) else str(result.body).encode()
+        return b"" if result.body is None else orjson.dumps(result.body)
+    return result.body if isinstance(result.body, bytes) else str(result.body).encode()
+
+
+def to_response(result: HttpResponse) -> Response:
     return Response(
-        content, status_code=result.status, headers=result.headers, media_type=result.media_type
+        response_body(result),
+        status_code=result.status,
+        headers=result.headers,
+        media_type=result.media_type,
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+def too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the body exceeds {limit} bytes")
+
+
+def refuse_declared_too_large(declared: str | None, limit: int) -> None:
+    """A declared Content-Length above ``limit`` is refused before any body is read."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+        raise too_large(limit)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    refuse_declared_too_large(request.headers.get("content-length"), limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLarge(f"the body exceeds {limit} bytes")
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

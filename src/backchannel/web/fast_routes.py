@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-import orjson
 import structlog
 from starlette.datastructures import URL, Headers
 from starlette.requests import ClientDisconnect
@@ -27,13 +26,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from backchannel.protocol.errors import OAuthError, PayloadTooLarge
+from backchannel.protocol.errors import OAuthError
 from backchannel.protocol.http import HttpRequest, HttpResponse
 from backchannel.web.adapter import (
     Handler,
     ProviderSlot,
     error_response,
     internal_error_response,
+    refuse_declared_too_large,
+    response_body,
+    too_large,
 )
 
 BodyReader = Callable[[int], Awaitable[bytes]]
@@ -56,10 +58,7 @@ def raw_response(result: HttpResponse) -> RawResponse:
     """``RawResponse.of(to_response(result))`` without building the ``Response``: the same
     headers in the same order (the handler's, lower-cased; then content-length unless the
     status has no body; then content-type, with a charset for text types)."""
-    if result.media_type == "application/json":
-        body = b"" if result.body is None else orjson.dumps(result.body)
-    else:
-        body = result.body if isinstance(result.body, bytes) else str(result.body).encode()
+    body = response_body(result)
     headers = [
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in result.headers.items()
     ]
@@ -102,9 +101,7 @@ class HotPosts:
         provider = self._slot.get()
         try:
             limit = provider.settings.server.max_body_bytes
-            declared = headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise too_large(limit)
+            refuse_declared_too_large(headers.get("content-length"), limit)
             body = await read_body(limit)
             url, query = self._urls.url_and_query(scope)
             http_request = HttpRequest(
@@ -113,10 +110,6 @@ class HotPosts:
             return raw_response(await hot.handler(provider, http_request))
         except OAuthError as error:
             return RawResponse.of(error_response(error))
-
-
-def too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the body exceeds {limit} bytes")
 
 
 class FastPostRoutes:

@@ -39,8 +39,8 @@ from uvicorn.protocols.http.httptools_impl import (
     HttpToolsProtocol,
 )
 
-from backchannel.web.adapter import internal_error_response
-from backchannel.web.fast_routes import FastPostRoutes, HotPost, HotPosts, RawResponse, too_large
+from backchannel.web.adapter import internal_error_response, too_large
+from backchannel.web.fast_routes import FastPostRoutes, HotPost, HotPosts, RawResponse
 from backchannel.web.middleware import RequestContext, request_id_for
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
