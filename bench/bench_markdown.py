@@ -45,7 +45,7 @@ SETTINGS = """\
 | client | `bench-poll`, client_secret_basic, fixed secret | generated client, client_secret_basic, generated 256-bit secret (stored as a keyed fast hash) |
 | id_token | RS256 (RSA 2048) | RS256 (RSA 2048) |
 | access token | opaque (stored in the adapter) | JWT (RFC 9068) signed **ES256** |
-| where signatures are computed | jose's WebCrypto `crypto.subtle.sign`: on libuv's thread pool, beside the event loop | on a signing thread beside the event loop (`KeyRing.sign_all_beside_loop`: both tokens of a response in one hand-off) |
+| where signatures are computed | jose's WebCrypto `crypto.subtle.sign`: on libuv's thread pool, beside the event loop | RS256 in a signing child process beside the event loop (`protocol/signing_process.py`, one per worker); ES256 inline |
 | refresh token | none (the client has no `refresh_token` grant, no `offline_access`) | none: `tokens.issue_refresh_tokens = false` (see below) |
 | login_hint | `bench-user-<flow index>`, accepted as the account id | `bench-user-<driver worker>`, 64 users in the database (SQLite: each lookup answered from the store's memory while no other connection commits, see `storage/sql/kept_reads.py`; PostgreSQL: read every time) |
 

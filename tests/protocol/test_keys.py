@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-import threading
 from unittest.mock import ANY
 
 import pytest
@@ -26,6 +25,7 @@ from backchannel.protocol.model import SigningKey
 from backchannel.protocol.ports import KeyStore
 from backchannel.protocol.provider import Provider
 from backchannel.protocol.secrets import RandomTokens, SecretHasher
+from backchannel.protocol.signing_process import signing_process
 from backchannel.settings import KeySettings, Settings
 from backchannel.storage import memory_storage
 
@@ -383,12 +383,12 @@ async def test_refresh_if_stale_reloads_when_a_key_boundary_passes(
 async def test_rsa_signatures_are_made_beside_the_loop_and_equal_the_inline_ones(
     ring: KeyRing,
 ) -> None:
-    """RS256 (PKCS#1 v1.5) is deterministic: the threaded signature is the same token."""
+    """RS256 (PKCS#1 v1.5) is deterministic: the signing process's token is the same."""
     claims = {"sub": "x", "iat": 1}
-    threaded = await ring.sign_beside_loop(claims, "RS256")
-    assert threaded == ring.sign(claims, "RS256")
-    assert any(t.name.startswith("jws-sign") for t in threading.enumerate())
-    header, verified = ring.verify(threaded)
+    assert await signing_process().started()
+    beside = await ring.sign_beside_loop(claims, "RS256")
+    assert beside == ring.sign(claims, "RS256")
+    header, verified = ring.verify(beside)
     assert (header["alg"], verified) == ("RS256", claims)
 
 
@@ -415,7 +415,7 @@ async def test_a_token_pair_signed_in_one_hand_off_keeps_its_order(ring: KeyRing
 
 
 @pytest.mark.anyio
-async def test_a_failure_on_the_signing_thread_reaches_the_caller_and_the_thread_goes_on(
+async def test_a_failure_while_signing_reaches_the_caller_and_signing_goes_on(
     ring: KeyRing,
 ) -> None:
     with pytest.raises(TypeError):  # orjson cannot encode the claims
@@ -428,6 +428,7 @@ async def test_a_failure_on_the_signing_thread_reaches_the_caller_and_the_thread
 async def test_concurrent_signatures_each_get_their_own_token_and_a_cancelled_one_is_dropped(
     ring: KeyRing,
 ) -> None:
+    assert await signing_process().started()  # else the first is signed inline, at once
     cancelled = asyncio.ensure_future(ring.sign_beside_loop({"sub": "gone"}, "RS256"))
     await asyncio.sleep(0)
     cancelled.cancel()

@@ -70,7 +70,7 @@ class Signer:
     Tokens are what joserfc's ``jwt.encode`` wrote before: header ``{"typ", "alg", "kid"}``
     in that order, the claims as compact UTF-8 JSON, both base64url without padding."""
 
-    __slots__ = ("_headers", "_signature", "alg", "costly", "kid")
+    __slots__ = ("_headers", "_signature", "alg", "costly", "kid", "private_jwk")
 
     def __init__(self, private: JSON, alg: str) -> None:
         self._signature = _signature_function(_import_key(private), alg)
@@ -78,13 +78,25 @@ class Signer:
         self.kid = str(private["kid"])
         # An RSA signature costs about as much as the rest of a token request.
         self.costly = alg.startswith(("RS", "PS"))
+        self.private_jwk = private  # what the signing process is sent
         self._headers: dict[str, bytes] = {}  # typ -> encoded header segment
 
     def sign(self, claims: JSON, typ: str = "JWT") -> str:
+        signing_input = self.signing_input(claims, typ)
+        return self.finish(signing_input, self._signature(signing_input))
+
+    def signing_input(self, claims: JSON, typ: str = "JWT") -> bytes:
+        """The JWS signing input: the header and claims segments joined by a dot."""
         header = self._headers.get(typ) or self._header_segment(typ)
-        signing_input = header + b"." + _b64url_bytes(orjson.dumps(claims))
-        signature = _b64url_bytes(self._signature(signing_input))
-        return (signing_input + b"." + signature).decode("ascii")
+        return header + b"." + _b64url_bytes(orjson.dumps(claims))
+
+    def raw_signature(self, signing_input: bytes) -> bytes:
+        return self._signature(signing_input)
+
+    @staticmethod
+    def finish(signing_input: bytes, signature: bytes) -> str:
+        """The compact JWS of a signing input and its signature."""
+        return (signing_input + b"." + _b64url_bytes(signature)).decode("ascii")
 
     def _header_segment(self, typ: str) -> bytes:
         header = {"typ": typ, "alg": self.alg, "kid": self.kid}

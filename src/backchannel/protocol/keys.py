@@ -14,16 +14,11 @@ has passed.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import json
 import os
-import queue
 import secrets
-import threading
-from asyncio import Future
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -41,6 +36,7 @@ from backchannel.protocol.jose import (
 )
 from backchannel.protocol.model import JSON, SigningKey
 from backchannel.protocol.ports import Clock, KeyStore
+from backchannel.protocol.signing_process import signing_process
 
 if TYPE_CHECKING:
     from backchannel.settings import KeySettings
@@ -50,69 +46,6 @@ CACHE_SECONDS = 30.0
 _CIPHER_PREFIX = "aesgcm:"
 _NONCE_BYTES = 12
 _INFINITY = float("inf")
-
-
-class SigningThreads:
-    """Daemon threads taking RSA signing jobs from one queue, each result handed back to the
-    event loop that asked. Lighter than ``run_in_executor``: no ``concurrent.futures``
-    future (with its condition variable) and no wrapping of it per job; one queue put and
-    one thread-safe callback."""
-
-    def __init__(self, count: int) -> None:
-        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
-        for number in range(count):
-            threading.Thread(target=self._work, name=f"jws-sign_{number}", daemon=True).start()
-
-    def run(self, signing: Sequence[tuple[Signer, dict[str, Any], str]]) -> Future[list[str]]:
-        loop = asyncio.get_running_loop()
-        future: Future[list[str]] = loop.create_future()
-        self._jobs.put((loop, future, signing))
-        return future
-
-    def _work(self) -> None:
-        while True:
-            loop, future, signing = self._jobs.get()
-            try:
-                outcome: list[str] | BaseException = _sign_all(signing)
-            except BaseException as error:  # handed to the caller, as an executor would
-                outcome = error
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_settle, future, outcome)
-
-
-_Job = tuple[
-    asyncio.AbstractEventLoop, "Future[list[str]]", Sequence[tuple[Signer, dict[str, Any], str]]
-]
-
-
-def _settle(future: Future[list[str]], outcome: list[str] | BaseException) -> None:
-    if future.done():  # the caller was cancelled meanwhile
-        return
-    if isinstance(outcome, BaseException):
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
-
-
-_signing_threads: SigningThreads | None = None
-
-
-def signing_threads() -> SigningThreads:
-    """One process-wide set, started on first use. One thread per core beyond the first:
-    the event loop keeps a core, and more signing threads than cores would only take turns
-    with it."""
-    global _signing_threads
-    if _signing_threads is None:
-        _signing_threads = SigningThreads(max(1, (os.cpu_count() or 2) - 1))
-    return _signing_threads
-
-
-def _forget_signing_threads() -> None:
-    global _signing_threads
-    _signing_threads = None  # a forked child has none of its parent's threads
-
-
-os.register_at_fork(after_in_child=_forget_signing_threads)
 
 
 def _sign_all(signing: Sequence[tuple[Signer, dict[str, Any], str]]) -> list[str]:
@@ -232,22 +165,22 @@ class KeyRing:
         *,
         now: float | None = None,
     ) -> str:
-        """``sign``, with an RSA signature computed on a signing thread: it is about a
-        millisecond of OpenSSL, which releases the GIL, so the event loop serves other
-        requests meanwhile. EC signatures cost less than the hand-off and stay inline.
-        ``claims`` must not change until this returns."""
+        """``sign``, with an RSA signature computed in the signing process
+        (``signing_process``): a third of a millisecond of OpenSSL, during which the event
+        loop serves other requests. EC signatures cost less than the round trip and stay
+        inline."""
         (token,) = await self.sign_all_beside_loop([(claims, alg, typ)], now=now)
         return token
 
     async def sign_all_beside_loop(
         self, jobs: Sequence[tuple[dict[str, Any], str, str]], *, now: float | None = None
     ) -> list[str]:
-        """Several (claims, alg, typ) signed in one hand-off to the signing thread when
-        one of them is RSA (a token response's access token and ID token), else inline."""
+        """Several (claims, alg, typ) signed together (a token response's access token and
+        ID token): the RSA ones in the signing process, the others inline."""
         signing = [(self._signing(alg, now), claims, typ) for claims, alg, typ in jobs]
         if not any(signer.costly for signer, _, _ in signing):
             return _sign_all(signing)
-        return await signing_threads().run(signing)
+        return await signing_process().sign_all(signing)
 
     def _signing(self, alg: str, now: float | None) -> Signer:
         key = self._current(self._clock.now() if now is None else now).get(alg)
