@@ -191,7 +191,9 @@ def _config_section(result: ConfigResult) -> str:
         lines.append(f"\nCPU: {result.cpu_note}.")
     if result.cross_check:
         checks = "; ".join(result.cross_check)
-        lines.append(f"\nCross-check of the tree sampler against the driver (ms/flow): {checks}.")
+        lines.append(
+            f"\nCPU read by the driver against the whole process tree (ms/flow): {checks}."
+        )
     lines.append(f"\nRaw results: `{_relative(result.out_dir)}` (`compare.sh --summarize DIR`).\n")
     return "\n".join(lines)
 

@@ -66,20 +66,20 @@ def load_config_result(
         measured = tree_cpu.get(row["concurrency"])
         row["tree_cpu_ms_per_flow"] = measured
         driver_value = row.get("server_cpu_ms_per_flow")
-        if workers > 1:
-            row["server_cpu_ms_per_flow"] = measured
-            row["server_cpu_pct"] = _tree_cpu_pct(out_dir, row, sampler)
-        elif measured is not None and driver_value:
+        if measured is not None and driver_value:
             result.cross_check.append(
-                f"C={row['concurrency']}: driver {driver_value:.3f}, sampler {measured:.3f}"
+                f"C={row['concurrency']}: driver (first process) {driver_value:.3f}, "
+                f"whole tree {measured:.3f}"
             )
+        row["server_cpu_ms_per_flow"] = measured
+        row["server_cpu_pct"] = _tree_cpu_pct(out_dir, row, sampler)
     for row in rows:
         row.update(_ratios(result, row))
-    if workers > 1:
-        result.cpu_note = (
-            "server CPU = sum over uvicorn's supervisor and both workers, sampled from /proc "
-            "every 50 ms by run_bench (the driver reads only the supervisor's pid)"
-        )
+    processes = "uvicorn's supervisor, both workers" if workers > 1 else "the worker"
+    result.cpu_note = (
+        f"server CPU = sum over {processes} and each worker's signing process, sampled from "
+        "/proc every 50 ms by run_bench (the driver reads only the first process's pid)"
+    )
     return result
 
 

@@ -1,10 +1,11 @@
 """What the HTTP layer costs per request, in-process (see docs/performance.md, "What remains").
 
 The real app behind the real uvicorn protocol that ``backchannel serve`` uses (which answers
-the hot routes with its ``LeanPostCycle``, step 25 of that document), fed ``POST /token`` with an unknown client through a transport
-that only collects the bytes it is given, against ``token.handle`` called with the same
-request. Both answer ``invalid_client``; the difference is the HTTP layer. The access line
-is off (log level warning) so that the figure is the layer's, not the terminal's.
+the hot routes with its ``LeanPostCycle``, step 25 of that document), fed ``POST /token``
+with an unknown client through a transport that only collects the bytes it is given,
+against ``token.handle`` called with the same request. Both answer ``invalid_client``; the
+difference is the HTTP layer. The access line is off (log level warning) so that the figure
+is the layer's, not the terminal's.
 
     .venv/bin/python bench/http_layer.py [REQUESTS]
 """

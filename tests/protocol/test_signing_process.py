@@ -47,13 +47,20 @@ async def wait_until_gone(pid: int) -> None:
 
 
 @pytest.mark.anyio
-async def test_rsa_tokens_from_the_child_equal_the_inline_ones(rs256: Signer) -> None:
-    """RS256 (PKCS#1 v1.5) is deterministic: the child's token is the inline token."""
+async def test_rsa_tokens_from_the_child_equal_the_inline_ones(
+    rs256: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RS256 (PKCS#1 v1.5) is deterministic: the child's token is the inline token. The
+    child gets none of the server's own settings (the master secret among them)."""
+    monkeypatch.setenv("BACKCHANNEL_KEYS__MASTER_SECRET", "s" * 40)
     process = SigningProcess()
     assert await process.started()
     pid = process.child_pid
     assert pid is not None and pid != os.getpid()
     assert "backchannel.protocol.signing_process" in child_command_line(pid)
+    environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert not [v for v in environment if v.startswith(b"BACKCHANNEL_")]
+    assert any(v.startswith(b"PATH=") for v in environment)
     before = cpu_ticks(pid)
     claims = [{"sub": f"user-{n}", "iat": n} for n in range(200)]
     tokens = await asyncio.gather(*(process.sign_all([(rs256, c, "JWT")]) for c in claims))

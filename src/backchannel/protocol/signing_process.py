@@ -47,6 +47,7 @@ _FROM_CHILD = struct.Struct("!IBI")
 _INSTALL_KEY = b"K"
 _SIGN = b"S"
 _RESTART_AFTER_S = 1.0
+_OURS = "BACKCHANNEL_"
 _HELLO = 0  # the job id of the child's first frame: imports done, ready for jobs
 
 log = structlog.get_logger(__name__)
@@ -98,7 +99,7 @@ class SigningProcess:
     @property
     def child_pid(self) -> int | None:
         """The child's process id while it takes jobs."""
-        return self._child.pid if self._child is not None and self._available() else None
+        return self._child.pid if self._child is not None and self._is_ready() else None
 
     async def aclose(self) -> None:
         """Close the socket; the child, reading its end, exits."""
@@ -109,9 +110,13 @@ class SigningProcess:
         if child is not None:
             await child.wait()
 
-    def _available(self) -> bool:
+    def _is_ready(self) -> bool:
         ready = self._ready
-        if ready is not None and ready.done() and ready.result():
+        return ready is not None and ready.done() and ready.result()
+
+    def _available(self) -> bool:
+        """Ready for jobs; if not, and none is starting, start a child (once a second)."""
+        if self._is_ready():
             return True
         idle = self._starting is None and self._transport is None
         if idle and time.monotonic() >= self._next_start:
@@ -127,7 +132,7 @@ class SigningProcess:
         try:
             self._child = await asyncio.create_subprocess_exec(
                 *self._command, str(child.fileno()),
-                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=_child_environment(),
             )  # fmt: skip
             self._transport, _ = await loop.create_unix_connection(
                 lambda: _ParentProtocol(self), sock=parent
@@ -184,6 +189,12 @@ class SigningProcess:
         for future, signer, signing_input in pending.values():
             if not future.done():
                 _settle_inline(future, signer, signing_input)
+
+
+def _child_environment() -> dict[str, str]:
+    """The server's environment without its own settings (the master secret among them):
+    the child needs only the interpreter's."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(_OURS)}
 
 
 def _settle_inline(future: asyncio.Future[bytes], signer: Signer, signing_input: bytes) -> None:
