@@ -134,6 +134,54 @@ async def test_a_returned_client_can_be_changed_without_changing_the_kept_one(
     assert again is not None and again.hint_token_issuers == {}
 
 
+async def test_another_workers_request_writes_keep_the_client_and_its_client_writes_do_not(
+    worker: SqlStorage,
+    other_worker: SqlStorage,
+) -> None:
+    """With two workers each commits all the time; only a commit that wrote a kept table
+    (``kept_generation``, bumped by triggers) drops the kept clients, users and devices.
+    The statements this worker runs show where each answer came from."""
+    engine = worker.engine
+    assert isinstance(engine, LoopSqliteDatabase)
+    await worker.clients.add_client(builders.client())
+    await worker.clients.get_client("client-1")
+    statements: list[str] = []
+    engine._dbapi.set_trace_callback(statements.append)
+    try:
+        await other_worker.requests.create_request(builders.request(), builders.event())
+        await _next_request()
+        kept = await worker.clients.get_client("client-1")
+        assert kept is not None and kept.name == "Call centre"
+        assert any("kept_generation" in s for s in statements)
+        assert not any("FROM clients" in s for s in statements)
+        await other_worker.clients.update_client(builders.client(name="Renamed"))
+        await _next_request()
+        statements.clear()
+        seen = await worker.clients.get_client("client-1")
+        assert seen is not None and seen.name == "Renamed"
+        assert any("FROM clients" in s for s in statements)
+    finally:
+        engine._dbapi.set_trace_callback(None)
+
+
+async def test_plain_sql_on_each_kept_table_bumps_kept_generation(db: DatabaseSettings) -> None:
+    """The triggers, not the stores, bump the row: any writer is seen."""
+    with sqlite3.connect(_file(db)) as sql:
+        (before,) = sql.execute("SELECT value FROM kept_generation").fetchone()
+        sql.execute("INSERT INTO device_pauses (subject, client_id, until) VALUES ('u', 'c', 1)")
+        sql.execute("UPDATE device_pauses SET until = 2")
+        sql.execute("DELETE FROM device_pauses")
+        sql.execute("UPDATE users SET claims = claims")
+        sql.execute("DELETE FROM devices")
+        sql.execute("DELETE FROM clients WHERE 0")  # a statement on no row fires no trigger
+        (after,) = sql.execute("SELECT value FROM kept_generation").fetchone()
+        triggers = sql.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'kept_%'"
+        ).fetchone()
+    assert after - before == 3  # one per written row: the pause's insert, update, delete
+    assert triggers == (12,)
+
+
 async def test_repeated_lookups_are_answered_from_memory(worker: SqlStorage) -> None:
     """The point of the cache: after the first read the row is not read again while nothing
     else writes (the row is changed behind SQLite's back through the same connection, which

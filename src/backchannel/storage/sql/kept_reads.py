@@ -6,9 +6,11 @@ machine kind each SQLite read costs more in system calls (a read transaction's l
 the WAL index) than in SQL. A store keeps the answers only where the database can tell
 exactly and cheaply whether another connection (another worker, the CLI, an operator's
 SQL) has committed since: SQLite's ``PRAGMA data_version``
-(``LoopSqliteDatabase.data_version``). Any such commit empties every cache at its next
-use; the store's own writes empty its cache at the end of their block (``forgetting``).
-Callers get copies, so nothing they change reaches a kept answer, and a cache holds at
+(``LoopSqliteDatabase.data_version``), and, for clients, users, devices and pauses, whether
+that commit wrote one of their tables (the ``kept_generation`` row that triggers bump,
+``LoopSqliteDatabase.kept_version``). Such a commit empties the caches at their next use;
+the store's own writes empty its cache at the end of their block (``forgetting``). Callers
+get copies, so nothing they change reaches a kept answer, and a cache holds at
 most ``limit`` entries.
 """
 
@@ -112,12 +114,18 @@ def _unknown_version() -> None:
     return None
 
 
-def kept_reads(engine: Database, duplicate: Callable[[V], V], limit: int = 1024) -> KeptReads[V]:
-    """A cache for a store on ``engine``. Where the engine cannot tell whether another
-    connection committed (PostgreSQL), its version is always unknown, so the cache keeps
-    nothing and every read goes to the database."""
+def kept_reads(
+    engine: Database, duplicate: Callable[[V], V], limit: int = 1024, *, of_kept_tables: bool = True
+) -> KeptReads[V]:
+    """A cache for a store on ``engine``. Answers read from ``tables.KEPT_TABLES``
+    (``of_kept_tables``) are dropped when another connection writes one of those tables
+    (``LoopSqliteDatabase.kept_version``); other answers (auth requests) at any commit
+    elsewhere (``data_version``). Where the engine cannot tell whether another connection
+    committed (PostgreSQL), its version is always unknown, so the cache keeps nothing and
+    every read goes to the database."""
     if isinstance(engine, LoopSqliteDatabase):
-        return KeptReads(engine.data_version, duplicate, limit)
+        version = engine.kept_version if of_kept_tables else engine.data_version
+        return KeptReads(version, duplicate, limit)
     return KeptReads(_unknown_version, duplicate, limit)
 
 

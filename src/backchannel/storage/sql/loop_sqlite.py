@@ -42,6 +42,8 @@ from backchannel.storage.sql.engine import (
 from backchannel.storage.sql.prepared import StatementCache
 from backchannel.storage.sql.wal_checkpointer import SQLITE_PAGE_SIZE, WalCheckpointer
 
+_KEPT_GENERATION = "SELECT value FROM kept_generation WHERE id = 1"
+
 if TYPE_CHECKING:
     from sqlalchemy.engine.interfaces import _CoreAnyExecuteParams, _CoreSingleExecuteParams
 
@@ -235,6 +237,8 @@ class LoopSqliteDatabase:
         self.statements = StatementCache(self._engine.dialect)
         self._lock = asyncio.Lock()
         self._turn_version: int | None = None  # data_version in this turn of the loop
+        self._generation_seen_at: int | None = None  # the data_version it was read at
+        self._generation = 0  # kept_generation's value then
         self._connection: Connection | None = None
         self._wrapped: LoopSqliteConnection
         self._dbapi: Any
@@ -267,6 +271,22 @@ class LoopSqliteDatabase:
             self._turn_version = version
             asyncio.get_running_loop().call_soon(self._new_turn)
         return self._turn_version
+
+    def kept_version(self) -> int | None:
+        """A version of the tables whose reads are kept (``tables.KEPT_TABLES``): it changes
+        when another connection has committed a write to one of them. Read from the
+        ``kept_generation`` row, which triggers bump, but only when ``data_version`` says
+        that someone else committed at all; None when SQLite cannot answer now."""
+        version = self.data_version()
+        if version is None:
+            return None
+        if version != self._generation_seen_at:
+            try:
+                row = self._dbapi.execute(_KEPT_GENERATION).fetchone()
+            except sqlite3.OperationalError:
+                return None
+            self._generation_seen_at, self._generation = version, int(row[0])
+        return self._generation
 
     def _new_turn(self) -> None:
         self._turn_version = None

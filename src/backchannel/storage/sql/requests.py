@@ -227,7 +227,7 @@ class SqlAuthRequestStore:
         self._engine = engine
         self._reader = read_engine(engine)
         # In flight at once: about the concurrency; a full cache is emptied, not pruned.
-        self._kept = kept_reads(engine, _copy_request, limit=256)
+        self._kept = kept_reads(engine, _copy_request, limit=256, of_kept_tables=False)
         # PostgreSQL: a write without outbox entries is one statement (single_statement).
         self._single_statements = engine.dialect.name == "postgresql"
 

@@ -6,6 +6,8 @@ Times are POSIX seconds (Double); tuples, lists and dicts are JSON; enums their 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -18,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    event,
     text,
 )
 
@@ -201,3 +204,41 @@ signing_keys = Table(
     Column("sign_until", Double, nullable=True),
     Column("publish_until", Double, nullable=True),
 )
+
+# One row that SQLite triggers bump on every write to the tables whose reads the SQLite
+# stores keep in memory (``kept_reads``): a worker that sees ``PRAGMA data_version`` move
+# (someone else committed) reads it to tell whether those tables changed, so another
+# worker's auth-request writes do not empty its kept clients, users and devices. Triggers
+# fire for plain SQL too. Migration 0007 creates the row and the triggers.
+KEPT_TABLES = ("clients", "users", "devices", "device_pauses")
+_KEPT_TRIGGER = (
+    "CREATE TRIGGER kept_generation_{table}_{name} AFTER {operation} ON {table} "
+    "BEGIN UPDATE kept_generation SET value = value + 1 WHERE id = 1; END"
+)
+
+kept_generation = Table(
+    "kept_generation",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("value", BigInteger, nullable=False),
+)
+
+
+def kept_generation_ddl() -> list[str]:
+    """The first row, and on SQLite the triggers (in migration 0007 the same statements)."""
+    triggers = [
+        _KEPT_TRIGGER.format(table=table, operation=operation, name=operation.lower())
+        for table in KEPT_TABLES
+        for operation in ("INSERT", "UPDATE", "DELETE")
+    ]
+    return ["INSERT INTO kept_generation (id, value) VALUES (1, 0)", *triggers]
+
+
+@event.listens_for(metadata, "after_create")
+def _kept_generation_for_create_all(target: MetaData, connection: Any, **_: Any) -> None:
+    """``metadata.create_all`` (some tests) gets what the migration creates."""
+    statements = kept_generation_ddl()
+    if connection.dialect.name != "sqlite":
+        statements = statements[:1]
+    for statement in statements:
+        connection.execute(text(statement))
