@@ -11,8 +11,10 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from backchannel.protocol.endpoints import backchannel, token
+from backchannel.protocol.http import HttpResponse
 from backchannel.protocol.provider import Provider
-from backchannel.web.adapter import Handler, ProviderSlot, endpoint
+from backchannel.web.adapter import Handler, ProviderSlot, endpoint, to_response
+from backchannel.web.fast_routes import RawResponse, raw_response
 from backchannel.web.server import build_app
 from tests.support.http import asgi_client
 from tests.support.provider import make_provider
@@ -79,3 +81,26 @@ async def test_other_methods_and_paths_still_reach_starlette() -> None:
     assert wrong_method.status_code == 405
     assert trailing_slash.status_code == 404
     assert trailing_slash.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        HttpResponse.json({"auth_req_id": "x", "expires_in": 120}),
+        HttpResponse.json({"error": "invalid_client"}, 401, no_store=True),
+        HttpResponse(401, {"error": "x"}, {"WWW-Authenticate": 'Basic realm="bc"'}),
+        HttpResponse(204, None),
+        HttpResponse(304, None, {"ETag": '"1"'}),
+        HttpResponse(200, "plain words", media_type="text/plain"),
+        HttpResponse(200, b"<p>", media_type="text/html; charset=latin-1"),
+        HttpResponse(200, b"\x00\x01", media_type="application/octet-stream"),
+        HttpResponse(200, "{}", {"Content-Type": "application/jwt"}, media_type="text/plain"),
+        HttpResponse(200, b"abc", {"Content-Length": "3"}, media_type="text/plain"),
+        HttpResponse(200, None),
+    ],
+    ids=lambda result: f"{result.status}-{result.media_type}-{sorted(result.headers)}",
+)
+def test_raw_response_is_what_starlette_would_send(result: HttpResponse) -> None:
+    """The lean cycle's and the fast routes' answers (``raw_response``) have the status,
+    headers (same order) and body of ``to_response``'s Starlette ``Response``."""
+    assert raw_response(result) == RawResponse.of(to_response(result))

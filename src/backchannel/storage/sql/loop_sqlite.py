@@ -363,6 +363,7 @@ class LoopSqliteDatabase:
         if self._connection is None:
             self._connection = self._engine.connect()
             self._dbapi = self._connection.connection.dbapi_connection
+            self._generation_seen_at = None  # a new connection's data_version starts anew
             self._wrapped = LoopSqliteConnection(
                 self._connection, self._dbapi, self.statements, self._busy_timeout_s
             )
