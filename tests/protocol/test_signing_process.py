@@ -74,6 +74,10 @@ async def test_rsa_tokens_from_the_child_equal_the_inline_ones(
 async def test_a_pair_keeps_its_order_and_ec_stays_here() -> None:
     es256, ps256 = signer("ES256"), signer("PS256")
     process = SigningProcess()
+    (alone,) = await process.sign_all([(es256, {"a": 0}, "at+jwt")])
+    assert alone.startswith(es256.signing_input({"a": 0}, "at+jwt").decode() + ".")
+    await asyncio.sleep(0.05)
+    assert process.child_pid is None and process._starting is None  # EC alone starts none
     assert await process.started()
     access, id_token = await process.sign_all(
         [(es256, {"a": 1}, "at+jwt"), (ps256, {"i": 2}, "JWT")]

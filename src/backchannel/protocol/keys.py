@@ -48,10 +48,6 @@ _NONCE_BYTES = 12
 _INFINITY = float("inf")
 
 
-def _sign_all(signing: Sequence[tuple[Signer, dict[str, Any], str]]) -> list[str]:
-    return [signer.sign(claims, typ) for signer, claims, typ in signing]
-
-
 class KeyRingError(RuntimeError):
     """The key set cannot do what was asked (no key for an algorithm, undecryptable key)."""
 
@@ -178,8 +174,6 @@ class KeyRing:
         """Several (claims, alg, typ) signed together (a token response's access token and
         ID token): the RSA ones in the signing process, the others inline."""
         signing = [(self._signing(alg, now), claims, typ) for claims, alg, typ in jobs]
-        if not any(signer.costly for signer, _, _ in signing):
-            return _sign_all(signing)
         return await signing_process().sign_all(signing)
 
     def _signing(self, alg: str, now: float | None) -> Signer:

@@ -75,11 +75,12 @@ class SigningProcess:
 
     async def sign_all(self, jobs: Sequence[SigningJob]) -> list[str]:
         """Each (signer, claims, typ) as a compact JWS, in order; RSA and RSA-PSS in the
-        child, the rest (cheaper than the round trip) here. While the child is starting
-        (its imports take a fifth of a second) everything is signed here."""
+        child, the rest (cheaper than the round trip) here. A batch without an RSA job
+        starts no child. While the child is starting (its imports take a fifth of a
+        second) everything is signed here."""
         inputs = [signer.signing_input(claims, typ) for signer, claims, typ in jobs]
         waits: list[asyncio.Future[bytes] | None] = [None] * len(jobs)
-        if self._available():
+        if any(signer.costly for signer, _, _ in jobs) and self._available():
             for index, (signer, _, _) in enumerate(jobs):
                 if signer.costly:
                     waits[index] = self._send(signer, inputs[index])

@@ -224,21 +224,22 @@ kept_generation = Table(
 )
 
 
-def kept_generation_ddl() -> list[str]:
-    """The first row, and on SQLite the triggers (in migration 0007 the same statements)."""
-    triggers = [
+KEPT_GENERATION_ROW = "INSERT INTO kept_generation (id, value) VALUES (1, 0)"
+
+
+def kept_generation_triggers() -> list[str]:
+    """SQLite's triggers on ``KEPT_TABLES`` (in migration 0007 the same statements)."""
+    return [
         _KEPT_TRIGGER.format(table=table, operation=operation, name=operation.lower())
         for table in KEPT_TABLES
         for operation in ("INSERT", "UPDATE", "DELETE")
     ]
-    return ["INSERT INTO kept_generation (id, value) VALUES (1, 0)", *triggers]
 
 
 @event.listens_for(metadata, "after_create")
 def _kept_generation_for_create_all(target: MetaData, connection: Any, **_: Any) -> None:
     """``metadata.create_all`` (some tests) gets what the migration creates."""
-    statements = kept_generation_ddl()
-    if connection.dialect.name != "sqlite":
-        statements = statements[:1]
-    for statement in statements:
-        connection.execute(text(statement))
+    connection.execute(text(KEPT_GENERATION_ROW))
+    if connection.dialect.name == "sqlite":
+        for trigger in kept_generation_triggers():
+            connection.execute(text(trigger))
