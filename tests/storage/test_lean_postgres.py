@@ -8,12 +8,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import Double, Numeric, bindparam, cast, func, select, text, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from backchannel.events.postgres import asyncpg_dsn
 from backchannel.settings import DatabaseSettings
 from backchannel.storage.sql import SqlStorage
 from backchannel.storage.sql.engine import create_engine, open_database
@@ -304,3 +306,37 @@ async def test_ping_is_false_when_postgresql_is_unreachable(postgres_url: str) -
     finally:
         await reachable.close()
         await unreachable.close()
+
+
+async def test_a_unix_socket_url_reaches_the_same_database(postgres_url: str) -> None:
+    """``?host=<socket directory>`` (operator guide: PostgreSQL on the same host) connects
+    through the server's Unix socket, for the stores and the event bus's asyncpg alike."""
+    tcp = open_database(DatabaseSettings(url=postgres_url))
+    assert isinstance(tcp, LeanPostgresDatabase)
+    try:
+        ((directories,),) = await _lean_rows(tcp, text("SHOW unix_socket_directories"))
+        ((over_tcp,),) = await _lean_rows(tcp, text("SELECT inet_client_addr()::text"))
+    finally:
+        await tcp.dispose()
+    assert over_tcp is not None and over_tcp.startswith("127.0.0.1")
+    directory = str(directories).split(",")[0].strip()
+    if not directory:
+        pytest.skip("this PostgreSQL listens on no Unix socket")
+    name = postgres_url.rsplit("/", 1)[1]
+    socket_url = f"postgresql+asyncpg://postgres@/{name}?host={directory}"
+    over_socket = open_database(DatabaseSettings(url=socket_url))
+    assert isinstance(over_socket, LeanPostgresDatabase)
+    try:
+        assert await SqlStorage(over_socket).ping() is True
+        ((client_addr, database),) = await _lean_rows(
+            over_socket, text("SELECT inet_client_addr(), current_database()")
+        )
+    finally:
+        await over_socket.dispose()
+    assert client_addr is None  # NULL: not a TCP connection
+    assert database == name
+    bus_connection = await asyncpg.connect(asyncpg_dsn(socket_url))
+    try:
+        assert await bus_connection.fetchval("SELECT inet_client_addr()") is None
+    finally:
+        await bus_connection.close()
