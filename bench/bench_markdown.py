@@ -73,7 +73,9 @@ and ~2 % of the rest verified against the JWKS. flows/s: median over repetitions
 and spread = (max − min) / median. Latencies: median over repetitions of each
 repetition's percentile, in ms. Server CPU ms/flow = server CPU time (utime + stime from
 `/proc`) during the measured phase ÷ completed flows. × = ratio to oidc-provider at the
-same concurrency *in the same compare run*. Server and driver share the machine's cores;
+same concurrency *in the same compare run*, median over median; under each table the same
+ratio per repetition, of the two runs made back to back in it, shows how far the machine's
+drift moves it. Server and driver share the machine's cores;
 a driver CPU % above 85 means the driver, not the server, may be the limit.
 Absolute numbers drift 5–20 % between runs on this shared VM; only same-run ratios count.
 """
@@ -122,8 +124,8 @@ def _title(env: dict[str, str], quick: bool) -> str:
 def _goals(results: list[ConfigResult]) -> str:
     lines = [
         "## Goals of issue 7 (same run, same driver)\n",
-        "| configuration | C | goal | measured | result |",
-        "| --- | --- | --- | --- | --- |",
+        "| configuration | C | goal | measured | result | per repetition |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     by_key = {r.key: r for r in results}
     for goal in GOALS:
@@ -132,11 +134,22 @@ def _goals(results: list[ConfigResult]) -> str:
         value = row.get(goal.measure) if row else None
         label = result.label if result else CONFIG_LABELS.get(goal.config, goal.config)
         if value is None:
-            lines.append(f"| {label} | {goal.concurrency} | {goal.text} | not measured | — |")
+            lines.append(f"| {label} | {goal.concurrency} | {goal.text} | not measured | — | — |")
             continue
         verdict = "**pass**" if goal.passes(value) else "**FAIL**"
-        lines.append(f"| {label} | {goal.concurrency} | {goal.text} | {value:.2f}× | {verdict} |")
+        reps = _ratios_text(row.get(f"{goal.measure}_reps") or [])
+        lines.append(
+            f"| {label} | {goal.concurrency} | {goal.text} | {value:.2f}× | {verdict} | {reps} |"
+        )
+    lines.append(
+        "\nmeasured: the ratio of the medians over the repetitions, which the goal is judged on. "
+        "Per repetition: the ratio of the two runs made back to back in each repetition."
+    )
     return "\n".join(lines) + "\n"
+
+
+def _ratios_text(ratios: list[float | None]) -> str:
+    return " · ".join("—" if r is None else f"{r:.2f}" for r in ratios) or "—"
 
 
 def _chart(chart: Path | None) -> str:
@@ -186,6 +199,17 @@ def _config_section(result: ConfigResult) -> str:
             f"\n**The server was gone before the compare run ended** (exit status "
             f"{result.server_exit}; negative = killed by that signal). Its log ends without an "
             "error, so the repetitions after that point failed to connect and are missing."
+        )
+    paired = [row for row in result.rows if row.get("x_flows_reps")]
+    if paired:
+        per_c = "; ".join(
+            f"C={row['concurrency']}: {_ratios_text(row['x_flows_reps'])} "
+            f"(CPU/flow {_ratios_text(row.get('x_cpu_reps') or [])})"
+            for row in paired
+        )
+        lines.append(
+            f"\nPer repetition, Backchannel ÷ oidc-provider of the two runs made back to back, "
+            f"flows/s (and CPU per flow), repetitions in order: {per_c}."
         )
     if result.cpu_note:
         lines.append(f"\nCPU: {result.cpu_note}.")

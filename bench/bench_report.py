@@ -38,6 +38,7 @@ class ConfigResult:
     cpu_note: str = ""
     cross_check: list[str] = field(default_factory=list)
     server_exit: int | str | None = None
+    commit: str = ""  # of the tree the run measured (``git describe``), "" if not recorded
 
     def row(self, concurrency: int, reference: bool) -> dict[str, Any] | None:
         for row in self.rows:
@@ -73,8 +74,11 @@ def load_config_result(
             )
         row["server_cpu_ms_per_flow"] = measured
         row["server_cpu_pct"] = _tree_cpu_pct(out_dir, row, sampler)
+    paired = _paired_ratios(out_dir, sampler)
     for row in rows:
         row.update(_ratios(result, row))
+        if row["target"] != REFERENCE:
+            row["x_flows_reps"], row["x_cpu_reps"] = paired.get(row["concurrency"], ([], []))
     processes = "uvicorn's supervisor, both workers" if workers > 1 else "the worker"
     result.cpu_note = (
         f"server CPU = sum over {processes} and each worker's signing process, sampled from "
@@ -101,11 +105,46 @@ def _window(path: Path, data: dict[str, Any]) -> tuple[float, float]:
 def _tree_cpu_by_concurrency(out_dir: Path, sampler: CpuSource) -> dict[int, float | None]:
     per_c: dict[int, list[float]] = {}
     for path, data in _runs(out_dir):
-        flows = data["measured"]["flows_ok"]
-        cpu = sampler.cpu_between(*_window(path, data))
-        if cpu is not None and flows:
-            per_c.setdefault(data["settings"]["concurrency"], []).append(1000 * cpu / flows)
+        cpu = _tree_cpu_ms_per_flow(path, data, sampler)
+        if cpu is not None:
+            per_c.setdefault(data["settings"]["concurrency"], []).append(cpu)
     return {c: round(statistics.median(v), 3) for c, v in per_c.items()}
+
+
+def _tree_cpu_ms_per_flow(path: Path, data: dict[str, Any], sampler: CpuSource) -> float | None:
+    flows = data["measured"]["flows_ok"]
+    cpu = sampler.cpu_between(*_window(path, data))
+    return 1000 * cpu / flows if cpu is not None and flows else None
+
+
+def _paired_ratios(
+    out_dir: Path, sampler: CpuSource
+) -> dict[int, tuple[list[float | None], list[float | None]]]:
+    """Per concurrency, Backchannel's flows/s and CPU per flow over oidc-provider's in each
+    repetition, in repetition order: ``compare.sh`` runs the two back to back in every
+    repetition, so each pair was measured in the same minutes of a drifting machine."""
+    runs: dict[tuple[int, int], dict[bool, tuple[float, float | None]]] = {}
+    for path in sorted(out_dir.glob("run-*.json")):
+        repetition = path.stem.rsplit("-r", 1)[-1]
+        if not repetition.isdigit():
+            continue
+        data = json.loads(path.read_text())
+        reference = data["target"]["name"] == REFERENCE
+        cpu = (
+            data["measured"].get("cpu", {}).get("server_cpu_ms_per_flow")
+            if reference
+            else _tree_cpu_ms_per_flow(path, data, sampler)
+        )
+        key = (data["settings"]["concurrency"], int(repetition))
+        runs.setdefault(key, {})[reference] = (data["measured"]["flows_per_s"], cpu)
+    paired: dict[int, tuple[list[float | None], list[float | None]]] = {}
+    for (concurrency, _), pair in sorted(runs.items()):
+        if True in pair and False in pair:
+            (flows, cpu), (base_flows, base_cpu) = pair[False], pair[True]
+            flows_ratios, cpu_ratios = paired.setdefault(concurrency, ([], []))
+            flows_ratios.append(flows / base_flows if base_flows else None)
+            cpu_ratios.append(cpu / base_cpu if cpu is not None and base_cpu else None)
+    return paired
 
 
 def _tree_cpu_pct(out_dir: Path, row: dict[str, Any], sampler: CpuSource) -> float | None:
@@ -151,8 +190,13 @@ def collect_environment(harness: Path, repo: Path) -> dict[str, str]:
         "node": _output(["node", "--version"]),
         "oidc_provider": oidc_version,
         "backchannel": _backchannel_version(),
-        "commit": _output(["git", "-C", str(repo), "describe", "--always", "--dirty"]),
+        "commit": source_commit(repo),
     }
+
+
+def source_commit(repo: Path) -> str:
+    """``git describe --always --dirty`` of ``repo``: the tree a run measures."""
+    return _output(["git", "-C", str(repo), "describe", "--always", "--dirty"])
 
 
 def _nproc() -> int:

@@ -38,6 +38,7 @@ from bench_report import (
     CpuSource,
     collect_environment,
     load_config_result,
+    source_commit,
     write_report,
 )
 from proc_cpu import CpuSampler, ProcessTree, RecordedCpu
@@ -283,11 +284,13 @@ def run_config(harness: Path, plan: Plan, config: Config) -> ConfigResult:
             "bash", "compare.sh", REFERENCE_TARGET, str(target), *plan.compare_args(),
             "--out-dir", str(out_dir),
         ]  # fmt: skip
+        commit = source_commit(REPO)
         print(f"\n=== {config.label}: {' '.join(command[1:])}", flush=True)
         with CpuSampler(tree) as sampler:
             completed = subprocess.run(command, cwd=harness, check=False)
         (directory / "cpu-samples.json").write_text(json.dumps(sampler.samples))
         outcome = {
+            "commit": commit,
             "exit_code": completed.returncode,
             "command": _display_command(command),
             "server_exit": None if tree.running() else tree.process.returncode,
@@ -307,6 +310,7 @@ def _result(config: Config, directory: Path, sampler: CpuSource) -> ConfigResult
     result.exit_code = outcome["exit_code"]
     result.command = outcome["command"]
     result.server_exit = outcome["server_exit"]
+    result.commit = outcome.get("commit", "")
     return result
 
 
@@ -394,6 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     environment = collect_environment(harness, REPO)
     if args.report_only:
         results = rerender(plan, configs)
+        measured = {result.commit for result in results if result.commit}
+        if len(measured) == 1:  # the tree the runs measured, not the one rendering them
+            environment["commit"] = measured.pop()
     else:
         check_ports_free()
         results = run_all(harness, plan, configs)
