@@ -142,8 +142,8 @@ def _paired_ratios(
         if True in pair and False in pair:
             (flows, cpu), (base_flows, base_cpu) = pair[False], pair[True]
             flows_ratios, cpu_ratios = paired.setdefault(concurrency, ([], []))
-            flows_ratios.append(flows / base_flows if base_flows else None)
-            cpu_ratios.append(cpu / base_cpu if cpu is not None and base_cpu else None)
+            flows_ratios.append(_ratio(flows, base_flows, digits=None))
+            cpu_ratios.append(_ratio(cpu, base_cpu, digits=None))
     return paired
 
 
@@ -169,8 +169,12 @@ def _ratios(result: ConfigResult, row: dict[str, Any]) -> dict[str, float | None
     }
 
 
-def _ratio(value: float | None, base: float | None) -> float | None:
-    return round(value / base, 3) if value is not None and base else None
+def _ratio(value: float | None, base: float | None, digits: int | None = 3) -> float | None:
+    """``value / base``, rounded to ``digits`` (None: unrounded, for values shown once at two
+    digits, which a first rounding to three could tip)."""
+    if value is None or not base:
+        return None
+    return value / base if digits is None else round(value / base, digits)
 
 
 # --------------------------------------------------------------------------- environment
