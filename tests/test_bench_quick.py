@@ -20,6 +20,7 @@ REPORT = REPO / "var" / "bench" / "benchmarks-quick.md"
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.alone,
     pytest.mark.skipif(not HARNESS.is_dir(), reason="the bench harness lives next to the repo"),
 ]
 

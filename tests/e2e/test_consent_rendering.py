@@ -118,8 +118,10 @@ def test_a_same_origin_logo_is_shown(page: Page, op: OP) -> None:
     logo = page.locator("img.client-logo")
     expect(logo).to_be_visible()
     # Laid out is not yet loaded: wait until the image has loaded or failed, then check.
-    page.wait_for_function("document.querySelector('img.client-logo').complete")
-    assert page.evaluate("document.querySelector('img.client-logo').naturalWidth") == 192
+    # (expect polls the element's property; wait_for_function would poll with eval, which
+    # the app's Content-Security-Policy refuses whenever the first check comes too early.)
+    expect(logo).to_have_js_property("complete", True)
+    expect(logo).to_have_js_property("naturalWidth", 192)
 
 
 def test_item_147_deny_is_as_prominent_as_approve(page: Page, op: OP) -> None:

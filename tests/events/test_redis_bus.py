@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections.abc import AsyncIterator
 
@@ -30,7 +31,7 @@ async def buses(anyio_backend: str) -> AsyncIterator[tuple[RedisEventBus, RedisE
     if not redis_available():
         pytest.skip("Redis at 127.0.0.1:6379 does not answer")
     # A channel of its own, so parallel test runs cannot wake each other.
-    channel = f"backchannel_test_{id(object())}"
+    channel = f"backchannel_test_{secrets.token_hex(6)}"
     first = RedisEventBus(REDIS_URL, channel=channel)
     second = RedisEventBus(REDIS_URL, channel=channel)
     await first.open()
