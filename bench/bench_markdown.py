@@ -139,7 +139,7 @@ def _goals(results: list[ConfigResult]) -> str:
         verdict = "**pass**" if goal.passes(value) else "**FAIL**"
         reps = _ratios_text(row.get(f"{goal.measure}_reps") or [])
         lines.append(
-            f"| {label} | {goal.concurrency} | {goal.text} | {value:.2f}× | {verdict} | {reps} |"
+            f"| {label} | {goal.concurrency} | {goal.text} | {value:.3f}× | {verdict} | {reps} |"
         )
     lines.append(
         "\nmeasured: the ratio of the medians over the repetitions, which the goal is judged on. "

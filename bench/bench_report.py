@@ -142,8 +142,8 @@ def _paired_ratios(
         if True in pair and False in pair:
             (flows, cpu), (base_flows, base_cpu) = pair[False], pair[True]
             flows_ratios, cpu_ratios = paired.setdefault(concurrency, ([], []))
-            flows_ratios.append(_ratio(flows, base_flows, digits=None))
-            cpu_ratios.append(_ratio(cpu, base_cpu, digits=None))
+            flows_ratios.append(_ratio(flows, base_flows))
+            cpu_ratios.append(_ratio(cpu, base_cpu))
     return paired
 
 
@@ -169,12 +169,12 @@ def _ratios(result: ConfigResult, row: dict[str, Any]) -> dict[str, float | None
     }
 
 
-def _ratio(value: float | None, base: float | None, digits: int | None = 3) -> float | None:
-    """``value / base``, rounded to ``digits`` (None: unrounded, for values shown once at two
-    digits, which a first rounding to three could tip)."""
+def _ratio(value: float | None, base: float | None) -> float | None:
+    """``value / base``, unrounded: a goal is judged on it, and a ratio rounded first
+    (0.9496 to 0.950) could pass a goal it misses."""
     if value is None or not base:
         return None
-    return value / base if digits is None else round(value / base, digits)
+    return value / base
 
 
 # --------------------------------------------------------------------------- environment
