@@ -85,14 +85,17 @@ PROFILE = """\
 ## Profile
 
 `docs/profile-poll-flow.svg` is a py-spy flame graph of one Backchannel worker (SQLite)
-under the poll flow at concurrency 16; `docs/performance.md` reads it and lists each
-optimisation with its before/after figures. To record one, start the server as above and,
-while the driver runs (e.g. `driver/run.py --target <target> --flows 8000 --concurrency 16
---http aiohttp`):
+and its signing process under the poll flow at concurrency 16; `docs/performance.md` reads
+it and lists each optimisation with its before/after figures. To record one
+(`pip install py-spy`, not a dependency), start the server as above and, while the driver
+runs (e.g. `driver/run.py --target <target> --flows 6000 --concurrency 16 --http aiohttp`):
 
 ```
-.venv/bin/py-spy record -p <server pid> -d 20 -o docs/profile-poll-flow.svg
+py-spy record -r 250 --nonblocking --subprocesses -p <server pid> -d 7 -o docs/profile-poll-flow.svg
 ```
+
+The SVG names the programs by their full paths: cut the machine's directories out before
+committing it.
 """
 
 
