@@ -25,7 +25,7 @@ typecheck: install
 	$(BIN)/mypy --strict src
 
 # Two processes (pytest-xdist, one test file each at a time): most tests wait on servers,
-# subprocesses and the browser, so the run takes half the time. Tests marked `alone` (the
+# subprocesses and the browser (5m49 -> 3m48 for the tests on one machine). Tests marked `alone` (the
 # quick benchmark, which loads both cores) run after them, by themselves.
 PYTEST_WORKERS ?= 2
 pytest: install
