@@ -53,6 +53,17 @@ async def test_update_keeps_credentials_and_push(storage: Storage) -> None:
     assert await storage.devices.get_device("d_1") == device
 
 
+async def test_touch_stores_only_when_the_device_was_last_seen(storage: Storage) -> None:
+    await storage.devices.add_device(_device())
+    await storage.devices.touch_device("d_1", 150.0)
+    await storage.devices.touch_device("d_missing", 150.0)  # a heartbeat: nothing to do
+    seen = await storage.devices.get_device("d_1")
+    assert seen is not None and seen.last_seen_at == 150.0
+    seen.last_seen_at = None
+    assert seen == _device()  # everything else as it was
+    assert await storage.devices.get_device("d_missing") is None
+
+
 async def test_revoke_once_and_list_by_subject(storage: Storage) -> None:
     await storage.devices.add_device(_device())
     await storage.devices.add_device(_device("d_2", "u_2", "hmac:t2"))

@@ -326,6 +326,45 @@ async def test_a_users_devices_follow_enrolment_revocation_and_other_workers(
     assert (await worker.devices.list_devices("user-1"))[1].name == "Work phone"
 
 
+async def test_a_device_heartbeat_leaves_every_workers_kept_reads_alone(
+    worker: SqlStorage,
+    other_worker: SqlStorage,
+) -> None:
+    """The authenticator app's calls store ``last_seen_at`` (``touch_device``); that column
+    fires no ``kept_generation`` trigger and empties no kept list, so neither this worker
+    nor another reads the user's devices again. Any other change to a device still does."""
+    engine = worker.engine
+    assert isinstance(engine, LoopSqliteDatabase)
+    await worker.devices.add_device(_device("d_1"))
+    await worker.devices.list_devices("user-1")
+    await other_worker.devices.list_devices("user-1")
+    statements: list[str] = []
+    engine._dbapi.set_trace_callback(statements.append)
+    try:
+        await worker.devices.touch_device("d_1", 150.0)
+        await other_worker.devices.touch_device("d_1", 160.0)
+        await _next_request()
+        assert [d.device_id for d in await worker.devices.list_devices("user-1")] == ["d_1"]
+        assert not any("FROM devices" in s for s in statements)
+        assert (await worker.devices.get_device("d_1")).last_seen_at == 160.0  # type: ignore[union-attr]
+        await other_worker.devices.revoke_device("d_1", 200.0)
+        await _next_request()
+        statements.clear()
+        assert (await worker.devices.list_devices("user-1"))[0].revoked_at == 200.0
+        assert any("FROM devices" in s for s in statements)
+    finally:
+        engine._dbapi.set_trace_callback(None)
+
+
+def test_the_device_trigger_names_every_column_but_last_seen_at() -> None:
+    """A column added to ``devices`` later must be added to the trigger too, or changing it
+    elsewhere would leave a worker's kept device lists stale."""
+    from backchannel.storage.sql.tables import DEVICE_COLUMNS_KEPT
+    from backchannel.storage.sql.tables_devices import devices
+
+    assert set(DEVICE_COLUMNS_KEPT) == {c.name for c in devices.c} - {"last_seen_at"}
+
+
 async def test_a_pause_applies_at_once_and_no_pause_is_kept_too(
     worker: SqlStorage,
     other_worker: SqlStorage,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Connection
 from backchannel.settings import DatabaseSettings
 from backchannel.storage import migrate
 from backchannel.storage.sql.engine import create_engine
-from backchannel.storage.sql.tables import metadata
+from backchannel.storage.sql.tables import kept_generation_triggers, metadata
 from tests.support.databases import (
     PG_UNAVAILABLE,
     postgres_available,
@@ -139,3 +140,39 @@ def test_db_commands_upgrade_then_report_current(tmp_path: Path) -> None:
     after = _backchannel(tmp_path, "db", "current")
     assert after.returncode == 0, after.stderr
     assert f"{head} up to date" in after.stdout
+
+
+def _kept_triggers(connection: Connection) -> set[str]:
+    rows = connection.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'kept_%'"
+    )
+    return {" ".join(sql.split()) for (sql,) in rows}
+
+
+def _downgrade_to_0007(connection: Connection, config: Any) -> None:
+    config.attributes["connection"] = connection
+    command.downgrade(config, "0007")
+
+
+async def test_sqlite_triggers_are_those_of_tables_py_and_0008_comes_down(
+    tmp_path: Path,
+) -> None:
+    """Migrations 0007 and 0008 leave the triggers ``create_all`` makes (the device
+    heartbeat column excluded from the devices UPDATE one); going down to 0007 puts back
+    the trigger on any update of a device."""
+    db = DatabaseSettings(url=sqlite_url(tmp_path))
+    await migrate.upgrade(db)
+    triggers = await _inspect(db, _kept_triggers)
+    assert triggers == {" ".join(t.split()) for t in kept_generation_triggers()}
+    assert any("AFTER UPDATE OF device_id, subject" in t for t in triggers)
+    engine = create_engine(db)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(_downgrade_to_0007, migrate.alembic_config(db))
+    finally:
+        await engine.dispose()
+    devices_update = {t for t in await _inspect(db, _kept_triggers) if "devices_update" in t}
+    assert devices_update == {
+        "CREATE TRIGGER kept_generation_devices_update AFTER UPDATE ON devices "
+        "BEGIN UPDATE kept_generation SET value = value + 1 WHERE id = 1; END"
+    }

@@ -44,7 +44,7 @@ async def authenticate(provider: Provider, request: HttpRequest) -> Device:
     now = provider.clock.now()
     if device.last_seen_at is None or now - device.last_seen_at > LAST_SEEN_RESOLUTION:
         device = replace(device, last_seen_at=now)
-        await provider.storage.devices.update_device(device)
+        await provider.storage.devices.touch_device(device.device_id, now)
     return device
 
 

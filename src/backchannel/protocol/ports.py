@@ -277,6 +277,11 @@ class DeviceStore(Protocol):
         """Store name, last_seen_at, credentials and push subscription (not revocation)."""
         ...
 
+    async def touch_device(self, device_id: str, seen_at: float) -> None:
+        """Store when the device last called (nothing for an unknown one). A heartbeat:
+        what a store keeps in memory of a user's devices may show an earlier time."""
+        ...
+
     async def revoke_device(self, device_id: str, now: float) -> bool:
         """False when unknown or already revoked."""
         ...

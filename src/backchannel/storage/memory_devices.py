@@ -49,6 +49,11 @@ class MemoryDeviceStore:
         stored.credentials = device.credentials
         stored.push = device.push
 
+    async def touch_device(self, device_id: str, seen_at: float) -> None:
+        stored = self._devices.get(device_id)
+        if stored is not None:
+            stored.last_seen_at = seen_at
+
     async def revoke_device(self, device_id: str, now: float) -> bool:
         stored = self._devices.get(device_id)
         if stored is None or stored.revoked_at is not None:

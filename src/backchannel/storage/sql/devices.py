@@ -34,6 +34,11 @@ from backchannel.storage.sql.tables_devices import (
 
 _DEVICE_BY_ID = select(devices).where(devices.c.device_id == bindparam("b_id"))
 _DEVICE_BY_TOKEN = select(devices).where(devices.c.token_hash == bindparam("b_token"))
+_TOUCH = (
+    update(devices)
+    .where(devices.c.device_id == bindparam("b_id"))
+    .values(last_seen_at=bindparam("b_seen_at"))
+)
 _REVOKE = (
     update(devices)
     .where(devices.c.device_id == bindparam("b_id"), devices.c.revoked_at.is_(None))
@@ -221,6 +226,12 @@ class SqlDeviceStore:
             result = await conn.execute(statement)
         if result.rowcount == 0:
             raise MissingError(f"no device {device.device_id!r}")
+
+    async def touch_device(self, device_id: str, seen_at: float) -> None:
+        # Not a ``forgetting`` write, and the column fires no ``kept_generation`` trigger
+        # (migration 0008): a device's heartbeat leaves every worker's kept reads alone.
+        async with self._engine.begin() as conn:
+            await conn.execute(_TOUCH, {"b_id": device_id, "b_seen_at": seen_at})
 
     async def revoke_device(self, device_id: str, now: float) -> bool:
         async with self._kept_devices.forgetting(self._engine.begin()) as conn:

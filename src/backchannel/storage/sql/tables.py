@@ -212,9 +212,16 @@ signing_keys = Table(
 # fire for plain SQL too. Migration 0007 creates the row and the triggers.
 KEPT_TABLES = ("clients", "users", "devices", "device_pauses")
 _KEPT_TRIGGER = (
-    "CREATE TRIGGER kept_generation_{table}_{name} AFTER {operation} ON {table} "
+    "CREATE TRIGGER kept_generation_{table}_{name} AFTER {event} ON {table} "
     "BEGIN UPDATE kept_generation SET value = value + 1 WHERE id = 1; END"
 )
+# Every column of ``devices`` but ``last_seen_at``: a device's heartbeat (``touch_device``,
+# at most once a minute per device) does not make every worker drop its kept reads
+# (migration 0008).
+DEVICE_COLUMNS_KEPT = (
+    "device_id", "subject", "name", "public_jwk", "token_hash", "created_at", "revoked_at",
+    "credentials", "push",
+)  # fmt: skip
 
 kept_generation = Table(
     "kept_generation",
@@ -228,12 +235,18 @@ KEPT_GENERATION_ROW = "INSERT INTO kept_generation (id, value) VALUES (1, 0)"
 
 
 def kept_generation_triggers() -> list[str]:
-    """SQLite's triggers on ``KEPT_TABLES`` (in migration 0007 the same statements)."""
+    """SQLite's triggers on ``KEPT_TABLES``, as migrations 0007 and 0008 leave them."""
     return [
-        _KEPT_TRIGGER.format(table=table, operation=operation, name=operation.lower())
+        _KEPT_TRIGGER.format(table=table, name=operation.lower(), event=_event(table, operation))
         for table in KEPT_TABLES
         for operation in ("INSERT", "UPDATE", "DELETE")
     ]
+
+
+def _event(table: str, operation: str) -> str:
+    if table == "devices" and operation == "UPDATE":
+        return f"UPDATE OF {', '.join(DEVICE_COLUMNS_KEPT)}"
+    return operation
 
 
 @event.listens_for(metadata, "after_create")
