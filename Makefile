@@ -25,8 +25,8 @@ typecheck: install
 	$(BIN)/mypy --strict src
 
 # Two processes (pytest-xdist, one test file each at a time): most tests wait on servers,
-# subprocesses and the browser (5m49 -> 3m48 for the tests on one machine). Tests marked `alone` (the
-# quick benchmark, which loads both cores) run after them, by themselves.
+# subprocesses and the browser (5m49 -> 3m48 for the tests on one machine). Tests marked
+# `alone` (the quick benchmark, which loads both cores) run after them, by themselves.
 PYTEST_WORKERS ?= 2
 pytest: install
 # Exit status 5 is "no test selected": PYTEST_ARGS may pick tests of one phase only.

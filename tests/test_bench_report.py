@@ -98,7 +98,10 @@ def test_the_report_shows_the_per_repetition_ratios_beside_the_medians(
     out, cpu = out_dir
     result = load_config_result("sqlite-1w", "Backchannel SQLite, 1 worker", 1, out, cpu)
     goals = _goals([result])
-    assert "| 16 | flows/s ≥ 1.00× oidc-provider | 0.989× | **FAIL** | 1.10 · 0.90 |" in goals
+    assert (
+        "| Backchannel SQLite, 1 worker | 16 | flows/s ≥ 1.00× oidc-provider | 0.989× | "
+        "**FAIL** | 1.10 · 0.90 |"
+    ) in goals
     assert "**pass** | 1.10 · 0.80 |" in goals  # CPU/flow at C=16 (2.1 / 2.25 ≤ 1.05)
     section = _config_section(result)
     assert "C=16: 1.10 · 0.90 (CPU/flow 1.10 · 0.80)" in section
