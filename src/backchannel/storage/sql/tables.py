@@ -215,13 +215,10 @@ _KEPT_TRIGGER = (
     "CREATE TRIGGER kept_generation_{table}_{name} AFTER {event} ON {table} "
     "BEGIN UPDATE kept_generation SET value = value + 1 WHERE id = 1; END"
 )
-# Every column of ``devices`` but ``last_seen_at``: a device's heartbeat (``touch_device``,
-# at most once a minute per device) does not make every worker drop its kept reads
+# Columns whose updates bump no generation: a device's heartbeat (``touch_device``, at
+# most once a minute per device) does not make every worker drop its kept reads
 # (migration 0008).
-DEVICE_COLUMNS_KEPT = (
-    "device_id", "subject", "name", "public_jwk", "token_hash", "created_at", "revoked_at",
-    "credentials", "push",
-)  # fmt: skip
+UNKEPT_COLUMNS = {"devices": ("last_seen_at",)}
 
 kept_generation = Table(
     "kept_generation",
@@ -244,9 +241,13 @@ def kept_generation_triggers() -> list[str]:
 
 
 def _event(table: str, operation: str) -> str:
-    if table == "devices" and operation == "UPDATE":
-        return f"UPDATE OF {', '.join(DEVICE_COLUMNS_KEPT)}"
-    return operation
+    """``UPDATE OF`` every other column where some are in ``UNKEPT_COLUMNS`` (the table's
+    module, ``tables_devices``, must be imported by then)."""
+    unkept = UNKEPT_COLUMNS.get(table)
+    if operation != "UPDATE" or unkept is None:
+        return operation
+    columns = [c.name for c in metadata.tables[table].columns if c.name not in unkept]
+    return f"UPDATE OF {', '.join(columns)}"
 
 
 @event.listens_for(metadata, "after_create")
