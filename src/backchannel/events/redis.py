@@ -37,7 +37,7 @@ class RedisEventBus(RelayedEventBus):
         try:
             await pubsub.subscribe(self._channel)
         except BaseException:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
             await client.aclose()
             raise
         self._client, self._pubsub = client, pubsub
@@ -72,7 +72,7 @@ class RedisEventBus(RelayedEventBus):
         client, self._client = self._client, None
         with suppress(Exception):
             if pubsub is not None:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
             if client is not None:
                 await client.aclose()
 
