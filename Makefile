@@ -1,5 +1,6 @@
 # Backchannel — the two commands are `make run` and `make test`.
-PYTHON ?= python3
+# The interpreter .venv is made with: see scripts/pick-python.sh for the choice and why.
+PYTHON ?= $(shell sh scripts/pick-python.sh)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
