@@ -210,7 +210,7 @@ def _nproc() -> int:
 
 
 def _libpython() -> str:
-    """How this interpreter reaches libpython: a shared one costs 20-35 % per request."""
+    """How this interpreter reaches libpython (a shared one is slower: performance.md, step 28)."""
     maps = Path("/proc/self/maps")
     if not maps.exists():
         return "libpython unknown"

@@ -13,10 +13,6 @@ from backchannel.settings import CONFIG_ENV, Settings
 from backchannel.web.uvicorn_http import CoalescingHttpToolsProtocol
 
 
-def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
-
-
 def serve(
     ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Listen address (server.host).")] = None,

@@ -13,10 +13,6 @@ from backchannel.cli.common import console, open_provider, run, settings_from
 from backchannel.settings import Settings
 
 
-def register(app: typer.Typer) -> None:
-    app.command("worker")(worker)
-
-
 def worker(ctx: typer.Context) -> None:
     """Deliver ping/push notifications and expire overdue requests, until interrupted."""
     settings = settings_from(ctx)
