@@ -17,7 +17,9 @@ from backchannel.cli.main import COMMANDS, GROUPS, named_command
         (["--config", "bc.toml", "serve"], "serve"),
         (["-c", "bc.toml", "requests", "show", "x"], "requests"),
         (["--config=bc.toml", "db", "upgrade"], "db"),
+        (["-cbc.toml", "keys", "list"], "keys"),
         (["--help"], None),
+        (["--help", "users"], None),  # the root's help, which lists every command
         ([], None),
         (["nosuch", "list"], None),
         (["-c", "users"], None),  # "users" is the value of -c here, not a command

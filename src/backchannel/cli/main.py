@@ -64,12 +64,17 @@ def build(names: Sequence[str] = (*COMMANDS, *GROUPS)) -> typer.Typer:
 
 def named_command(argv: Sequence[str]) -> str | None:
     """The command ``argv`` runs, when it is one of ours: the first word after the root's
-    options (``--config FILE`` takes the next word with it)."""
+    ``--config`` (whose value may be the next word). Any other root option (``--help``,
+    completion) is about every command."""
     words = iter(argv)
     for word in words:
         if word in ROOT_OPTIONS_WITH_VALUE:
             next(words, None)
-        elif not word.startswith("-"):
+        elif word.startswith(("--config=", "-c")):
+            continue
+        elif word.startswith("-"):
+            return None
+        else:
             return word if word in COMMANDS or word in GROUPS else None
     return None
 
