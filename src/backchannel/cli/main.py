@@ -30,6 +30,7 @@ GROUPS = (
 )
 # or a single command (its function of that name), listed first in help as before.
 COMMANDS = ("serve", "worker")
+EVERY_COMMAND = (*COMMANDS, *GROUPS)
 ROOT_OPTIONS_WITH_VALUE = ("--config", "-c")
 COMPLETION_ENV = "_BACKCHANNEL_COMPLETE"
 
@@ -44,7 +45,7 @@ def root(
     ctx.obj = {"config": config_file}
 
 
-def build(names: Sequence[str] = (*COMMANDS, *GROUPS)) -> typer.Typer:
+def build(names: Sequence[str] = EVERY_COMMAND) -> typer.Typer:
     """The root command with the commands of ``names``."""
     app = typer.Typer(
         name="backchannel",
@@ -75,7 +76,7 @@ def named_command(argv: Sequence[str]) -> str | None:
         elif word.startswith("-"):
             return None
         else:
-            return word if word in COMMANDS or word in GROUPS else None
+            return word if word in EVERY_COMMAND else None
     return None
 
 
